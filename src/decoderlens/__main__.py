@@ -1,0 +1,5 @@
+"""``python -m decoderlens``."""
+
+from decoderlens.cli.app import main
+
+main()

@@ -1,0 +1,136 @@
+"""Model access: run the encoder once, and turn its hidden states into per-layer encoder outputs."""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from transformers import PreTrainedModel
+from transformers.modeling_outputs import BaseModelOutput
+from transformers.utils import ModelOutput
+
+from decoderlens.architectures import ArchitectureSpec, EncoderLayout, resolve_architecture
+from decoderlens.errors import LayerSelectionError
+
+FinalNorm = Literal["auto", "none"]
+ENCODER_INPUT_NAMES = ("input_ids", "attention_mask", "input_features", "input_values", "pixel_values",
+                       "token_type_ids")
+
+
+@dataclass
+class EncodedBatch:
+    """The encoder's states for one batch: ``hidden_states[l]`` for l = 0..L, batch-major."""
+
+    hidden_states: list[torch.Tensor]
+    final_output: torch.Tensor
+    attention_mask: torch.Tensor | None
+    """The mask the model's forward expects next to ``encoder_outputs`` (``None`` when it takes none)."""
+    output_type: type[ModelOutput] = BaseModelOutput
+    """The encoder's own output class (mixture-of-experts models read extra fields from it)."""
+
+    def as_encoder_outputs(self, states: torch.Tensor) -> ModelOutput:
+        """A fresh encoder-output object holding ``states`` (``generate`` mutates it during beam search)."""
+        return self.output_type(last_hidden_state=states)
+
+    @property
+    def batch_size(self) -> int:
+        return self.final_output.shape[0]
+
+
+def _get_path(root: torch.nn.Module, path: str) -> Any:
+    obj: Any = root
+    for part in path.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+class ModelAdapter:
+    """Family-specific access to an encoder-decoder model, driven by its ``ArchitectureSpec``."""
+
+    def __init__(self, model: PreTrainedModel) -> None:
+        self.model = model
+        self.spec: ArchitectureSpec
+        self.layout: EncoderLayout
+        self.spec, self.layout = resolve_architecture(model.config)
+        self.encoder: torch.nn.Module = model.get_encoder()
+        self._encoder_params = set(inspect.signature(self.encoder.forward).parameters)
+
+    @property
+    def num_layers(self) -> int:
+        """Number of encoder blocks L (readable layers are 0..L)."""
+        return len(self.blocks)
+
+    @property
+    def blocks(self) -> torch.nn.ModuleList:
+        """The encoder's block list."""
+        return _get_path(self.encoder, self.layout.layers)  # type: ignore[no-any-return]
+
+    @property
+    def final_norm(self) -> torch.nn.Module | None:
+        """The norm the encoder applies after its last block (``None`` for post-LN encoders)."""
+        return None if self.layout.final_norm is None else _get_path(self.encoder, self.layout.final_norm)
+
+    def encoder_inputs(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The subset of processor outputs that the encoder's forward accepts."""
+        return {k: v for k, v in batch.items() if k in ENCODER_INPUT_NAMES and k in self._encoder_params}
+
+    def decoder_mask(self, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """The encoder mask to pass with ``encoder_outputs`` (input-level: models downsample it)."""
+        return batch.get("attention_mask") if self.spec.encoder_mask else None
+
+    @torch.no_grad()
+    def encode(self, batch: dict[str, torch.Tensor]) -> EncodedBatch:
+        """Run the encoder once with hidden states; pads and global tokens are stripped per layer."""
+        out = self.encoder(**self.encoder_inputs(batch), output_hidden_states=True, return_dict=True)
+        final = out.last_hidden_state
+        states = []
+        for state in out.hidden_states:
+            if isinstance(state, tuple):  # (local, global) token states: the decoder reads the local ones
+                state = state[0]
+            states.append(state[:, : final.shape[1]])
+        if len(states) != self.num_layers + 1:
+            raise RuntimeError(f"expected {self.num_layers + 1} hidden states, got {len(states)}")
+        return EncodedBatch(states, final, self.decoder_mask(batch), type(out))
+
+    @staticmethod
+    def merge(parts: list[EncodedBatch]) -> EncodedBatch:
+        """Join separately encoded inputs: states are zero-padded in time, masks padded with zeros."""
+        if len(parts) == 1:
+            return parts[0]
+
+        def pad_time(tensors: list[torch.Tensor]) -> torch.Tensor:
+            width = max(t.shape[1] for t in tensors)
+            return torch.cat([torch.nn.functional.pad(t, (0, 0) * (t.dim() - 2) + (0, width - t.shape[1]))
+                              for t in tensors])
+
+        masks = [p.attention_mask for p in parts]
+        mask = None if any(m is None for m in masks) else pad_time(masks)  # type: ignore[arg-type]
+        states = [pad_time([p.hidden_states[i] for p in parts]) for i in range(len(parts[0].hidden_states))]
+        return EncodedBatch(states, pad_time([p.final_output for p in parts]), mask, parts[0].output_type)
+
+    @torch.no_grad()
+    def layer_state(self, encoded: EncodedBatch, layer: int, final_norm: FinalNorm = "auto") -> torch.Tensor:
+        """Encoder output "as if the encoder stopped after ``layer`` blocks" (the true output at L)."""
+        if not 0 <= layer <= self.num_layers:
+            raise LayerSelectionError(f"layer {layer} is out of range 0..{self.num_layers}")
+        if layer == self.num_layers:
+            return encoded.final_output
+        state = encoded.hidden_states[layer]
+        norm = self.final_norm
+        return norm(state) if final_norm == "auto" and norm is not None else state
+
+    @contextlib.contextmanager
+    def truncated_encoder(self, num_blocks: int) -> Iterator[None]:
+        """Temporarily keep only the first ``num_blocks`` encoder blocks (the naive way to read a layer)."""
+        parent_path, _, name = self.layout.layers.rpartition(".")
+        parent = _get_path(self.encoder, parent_path) if parent_path else self.encoder
+        full = getattr(parent, name)
+        setattr(parent, name, torch.nn.ModuleList(list(full)[:num_blocks]))
+        try:
+            yield
+        finally:
+            setattr(parent, name, full)

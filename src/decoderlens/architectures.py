@@ -1,0 +1,160 @@
+"""Per-family facts about encoder-decoder models, as one table keyed by ``config.model_type``.
+
+Everything that differs between families lives here: where the encoder's block list and final norm
+are, what kind of input the encoder reads, and which generation quirks apply. Nothing else in the
+package names a family. Final norms are listed explicitly because finding "the norm" by attribute name
+picks input norms (``layernorm_embedding`` in BART, ``embeddings_layer_norm`` in ProphetNet) by mistake.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from decoderlens.errors import UnsupportedModelError
+
+Modality = Literal["text", "speech", "vision"]
+TargetLanguage = Literal["none", "optional", "required"]
+
+
+@dataclass(frozen=True)
+class EncoderLayout:
+    """Where an encoder keeps its blocks and its final norm (paths relative to the encoder module)."""
+
+    layers: str
+    final_norm: str | None
+    """``None`` for post-LN encoders, whose last block output is already the final output."""
+
+
+@dataclass(frozen=True)
+class ArchitectureSpec:
+    """How to read the encoder layers of one model family."""
+
+    model_type: str
+    modality: Modality
+    layout: EncoderLayout | None
+    """``None`` for composite models whose encoder is looked up in ``inner_encoders``."""
+    inner_encoders: dict[str, EncoderLayout] = field(default_factory=dict)
+    """Composite models: the encoder's own ``model_type`` -> its layout."""
+    target_language: TargetLanguage = "none"
+    """Whether generation needs a target-language token forced at the first step."""
+    speech_prompt: bool = False
+    """Whisper-style decoder prompt with language and task tokens."""
+    encoder_mask: bool = True
+    """Whether the decoder takes an encoder attention mask (vision encoders take none)."""
+    padding_sensitive: bool = False
+    """Whether padding changes the encoder's output (convolutional front ends): inputs are then
+    encoded one at a time and only the encoder states are padded, under a mask."""
+    feature_padding: str = "longest"
+    """How the feature extractor pads a batch of audio (Whisper needs its fixed 30 s window)."""
+
+
+def _text(model_type: str, layers: str, final_norm: str | None, **kw: object) -> ArchitectureSpec:
+    return ArchitectureSpec(model_type, "text", EncoderLayout(layers, final_norm), **kw)  # type: ignore[arg-type]
+
+
+_BERT_LIKE = EncoderLayout("encoder.layer", None)
+_VIT_LIKE = EncoderLayout("layers", "layernorm")
+
+ARCHITECTURES: dict[str, ArchitectureSpec] = {
+    spec.model_type: spec
+    for spec in [
+        _text("t5", "block", "final_layer_norm"),
+        _text("mt5", "block", "final_layer_norm"),
+        _text("umt5", "block", "final_layer_norm"),
+        _text("longt5", "block", "final_layer_norm"),
+        _text("switch_transformers", "block", "final_layer_norm"),
+        _text("bart", "layers", None),
+        _text("mbart", "layers", "layer_norm", target_language="optional"),
+        _text("marian", "layers", None),
+        _text("m2m_100", "layers", "layer_norm", target_language="required"),
+        _text("nllb-moe", "layers", "layer_norm", target_language="required"),
+        _text("pegasus", "layers", "layer_norm"),
+        _text("pegasus_x", "layers", "layer_norm"),
+        _text("led", "layers", None),
+        _text("blenderbot", "layers", "layer_norm"),
+        _text("blenderbot-small", "layers", None),
+        _text("plbart", "layers", None),
+        _text("mvp", "layers", None),
+        _text("bigbird_pegasus", "layers", "layernorm_embedding"),
+        _text("fsmt", "layers", None),
+        _text("prophetnet", "layers", None),
+        ArchitectureSpec(
+            "encoder-decoder", "text", None,
+            inner_encoders={"bert": _BERT_LIKE, "roberta": _BERT_LIKE, "electra": _BERT_LIKE,
+                            "xlm-roberta": _BERT_LIKE, "camembert": _BERT_LIKE, "bert-generation": _BERT_LIKE},
+        ),
+        ArchitectureSpec("whisper", "speech", EncoderLayout("layers", "layer_norm"), speech_prompt=True,
+                         encoder_mask=False, feature_padding="max_length"),
+        ArchitectureSpec("speech_to_text", "speech", EncoderLayout("layers", "layer_norm"), padding_sensitive=True),
+        ArchitectureSpec("speecht5", "speech", EncoderLayout("wrapped_encoder.layers", None), padding_sensitive=True),
+        ArchitectureSpec(
+            "vision-encoder-decoder", "vision", None, encoder_mask=False,
+            inner_encoders={"vit": _VIT_LIKE, "deit": _VIT_LIKE},
+        ),
+    ]
+}
+
+REFUSED: dict[str, str] = {
+    "seamless_m4t": "its text and speech encoders are stacked behind a shared decoder in ways not yet mapped",
+    "seamless_m4t_v2": "its text and speech encoders are stacked behind a shared decoder in ways not yet mapped",
+    "pop2piano": "it reads piano audio into MIDI tokens through a conditioning prefix, not a plain encoder",
+    "speech-encoder-decoder": "its wav2vec2-style encoders need their feature projection mapped first",
+    "t5gemma": "its encoder hidden states are not yet mapped",
+    "t5gemma2": "its encoder hidden states are not yet mapped",
+    "moonshine": "its encoder hidden states are not yet mapped",
+    "moonshine_streaming": "its streaming encoder has no fixed encoder output to swap",
+    "pix2struct": "its vision encoder uses variable-resolution patches that are not yet mapped",
+    "dia": "it is a text-to-speech model",
+    "canary": "its conformer encoder's hidden states are not yet mapped",
+    "cohere_asr": "its conformer encoder's hidden states are not yet mapped",
+    "florence2": "its language encoder reads image and text embeddings together, which is not yet mapped",
+    "pp_formulanet": "its vision encoder's hidden states are not yet mapped",
+    "udop": "its encoder mixes layout, image and text inputs, which is not yet mapped",
+    "vibevoice": "it is a text-to-speech model",
+}
+"""Classes that transformers maps as seq2seq, speech-seq2seq or image-to-text, and why each is refused.
+
+Every other model in those mappings is decoder-only (an LLM with an audio or vision front end),
+which DecoderLens cannot read: its "encoder" states are not read by a cross-attending decoder."""
+
+
+def supported_model_types() -> list[str]:
+    """The ``config.model_type`` values DecoderLens reads, sorted."""
+    return sorted(ARCHITECTURES)
+
+
+def _supported_list() -> str:
+    return ", ".join(supported_model_types())
+
+
+def resolve_architecture(config: object) -> tuple[ArchitectureSpec, EncoderLayout]:
+    """Look up the spec and encoder layout for a model config, or raise a message naming the fix."""
+    model_type = str(getattr(config, "model_type", "") or "")
+    spec = ARCHITECTURES.get(model_type)
+    if spec is None:
+        if model_type in REFUSED:
+            raise UnsupportedModelError(
+                f"DecoderLens does not support model type {model_type!r}: {REFUSED[model_type]}. "
+                f"Supported model types: {_supported_list()}."
+            )
+        if not getattr(config, "is_encoder_decoder", False):
+            raise UnsupportedModelError(
+                f"{model_type or 'This model'} is not an encoder-decoder model: DecoderLens reads encoder "
+                "layers through a cross-attending decoder. For decoder-only models use a logit-lens tool "
+                "(e.g. tuned-lens or TransformerLens). Supported model types: " + _supported_list() + "."
+            )
+        raise UnsupportedModelError(
+            f"Encoder-decoder model type {model_type!r} is not mapped yet, so its layers cannot be read "
+            f"reliably. Supported model types: {_supported_list()}."
+        )
+    if spec.layout is not None:
+        return spec, spec.layout
+    inner_type = str(getattr(getattr(config, "encoder", None), "model_type", ""))
+    layout = spec.inner_encoders.get(inner_type)
+    if layout is None:
+        raise UnsupportedModelError(
+            f"{model_type} with a {inner_type!r} encoder is not supported; supported encoders: "
+            f"{', '.join(sorted(spec.inner_encoders))}."
+        )
+    return spec, layout

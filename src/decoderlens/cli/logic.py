@@ -1,0 +1,79 @@
+"""``decoderlens logic ...`` and ``decoderlens demo``: the propositional-logic experiment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from decoderlens.cli.common import friendly_errors
+
+logic_app = typer.Typer(help="The propositional-logic experiment: data, training, analysis.", no_args_is_help=True)
+
+
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the results.")] = Path("decoderlens-demo"),
+    examples: Annotated[int, typer.Option("--examples", "-n", min=1, help="Held-out formulas to read.")] = 300,
+    model: Annotated[Path | None, typer.Option("--model", help="Another logic model folder.")] = None,
+) -> None:
+    """Read out every encoder layer of the shipped logic model on held-out formulas (offline)."""
+    from decoderlens.logic.demo import run_demo
+
+    with friendly_errors():
+        run_demo(out, examples, model_path=model)
+
+
+@logic_app.command("data")
+def data(
+    out: Annotated[Path, typer.Argument(help="Folder for train/validation/test JSONL files.")],
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    train_size: Annotated[int, typer.Option("--train-size", min=1)] = 100_000,
+    eval_size: Annotated[int, typer.Option("--eval-size", min=1)] = 2_000,
+) -> None:
+    """Write seeded train/validation/test splits of satisfiable formulas with minimal assignments."""
+    from decoderlens.logic.data import write_splits
+
+    paths = write_splits(out, seed, {"train": train_size, "validation": eval_size, "test": eval_size})
+    for name, path in paths.items():
+        typer.echo(f"{name}: {path}")
+
+
+@logic_app.command("train")
+def train(
+    out: Annotated[Path, typer.Argument(help="Run folder: checkpoint.pt, train_log.jsonl, model/.")],
+    max_steps: Annotated[int, typer.Option("--max-steps", min=1)] = 16_000,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 64,
+    learning_rate: Annotated[float, typer.Option("--lr")] = 2e-3,
+    curriculum_steps: Annotated[int, typer.Option("--curriculum-steps", min=0)] = 4_000,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    threads: Annotated[int | None, typer.Option("--threads", help="CPU threads for torch.")] = None,
+) -> None:
+    """Train the logic model from scratch (resumes from OUT/checkpoint.pt if present)."""
+    import torch
+
+    from decoderlens.logic.data import SPLITS, generate_examples
+    from decoderlens.logic.train import TrainConfig
+    from decoderlens.logic.train import train as run_training
+
+    if threads:
+        torch.set_num_threads(threads)
+    offset, count = SPLITS["validation"]
+    validation = generate_examples(count, seed=seed * 1000 + offset, prefix="validation-")
+    cfg = TrainConfig(seed=seed, max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate,
+                      curriculum_steps=curriculum_steps)
+    final = run_training(out, cfg, validation)
+    typer.echo(f"model saved to {final}")
+
+
+@logic_app.command("analyze")
+def analyze_cmd(
+    model: Annotated[Path, typer.Argument(help="Logic model folder.")],
+    out: Annotated[Path, typer.Option("--out", "-o")] = Path("logic-analysis"),
+    examples: Annotated[int, typer.Option("--examples", "-n", min=1)] = 2_000,
+) -> None:
+    """Per-layer analysis of a logic model on the held-out test split."""
+    from decoderlens.logic.demo import run_demo
+
+    with friendly_errors():
+        run_demo(out, examples, model_path=model)

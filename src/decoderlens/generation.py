@@ -1,0 +1,148 @@
+"""Generation settings per model: decoder prompt, forced target language, and the generate call itself."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from transformers import GenerationMixin, PreTrainedModel
+from transformers.utils import ModelOutput
+
+from decoderlens.architectures import ArchitectureSpec
+from decoderlens.errors import InputError
+from decoderlens.inputs import get_tokenizer
+
+DEFAULT_MAX_NEW_TOKENS = 64
+
+
+@dataclass
+class DecodingPlan:
+    """Everything ``generate`` needs besides the encoder states, resolved once per call."""
+
+    prompt: list[int]
+    """Decoder prompt (start token, plus language and task tokens for Whisper-style models)."""
+    generate_kwargs: dict[str, Any] = field(default_factory=dict)
+    eos_token_ids: set[int] = field(default_factory=set)
+    bypass_model_generate: bool = False
+    """Call the generic ``GenerationMixin.generate`` instead of a model's own override."""
+
+
+def decoder_start_id(model: PreTrainedModel) -> int:
+    """The token that starts every decoder sequence."""
+    for source in (model.generation_config, model.config, getattr(model.config, "decoder", None)):
+        value = getattr(source, "decoder_start_token_id", None)
+        if value is not None:
+            return int(value)
+    raise InputError("the model config has no decoder_start_token_id: set model.config.decoder_start_token_id")
+
+
+def _eos_ids(model: PreTrainedModel) -> set[int]:
+    eos = model.generation_config.eos_token_id
+    if eos is None:
+        eos = model.config.eos_token_id
+    return set() if eos is None else {int(e) for e in (eos if isinstance(eos, (list, tuple)) else [eos])}
+
+
+def target_language_id(processor: Any, tgt_lang: str) -> int:
+    """Token id of a target-language code (``fra_Latn`` for NLLB, ``fr`` or ``__fr__`` for M2M100)."""
+    tokenizer = get_tokenizer(processor)
+    unk = tokenizer.unk_token_id
+    for candidate in (tgt_lang, f"__{tgt_lang}__"):
+        token_id = tokenizer.convert_tokens_to_ids(candidate)
+        if token_id is not None and token_id != unk:
+            return int(token_id)
+    raise InputError(
+        f"unknown target language {tgt_lang!r} for this tokenizer: use one of its language codes "
+        "(e.g. 'fra_Latn' for NLLB, 'fr' for M2M100, 'fr_XX' for mBART-50)"
+    )
+
+
+def _speech_prompt(model: PreTrainedModel, start: int, language: str | None, task: str | None) -> list[int]:
+    config = model.generation_config
+    prompt = [start]
+    lang_to_id = getattr(config, "lang_to_id", None) or {}
+    task_to_id = getattr(config, "task_to_id", None) or {}
+    multilingual = bool(getattr(config, "is_multilingual", False)) and bool(lang_to_id)
+    if language is not None:
+        if not lang_to_id:
+            raise InputError("this model has no language tokens: drop the language option")
+        token = language if language.startswith("<|") else f"<|{language.lower()}|>"
+        if token not in lang_to_id:
+            raise InputError(f"unknown language {language!r}: use a code such as 'en', 'de', 'fr'")
+        prompt.append(int(lang_to_id[token]))
+    elif multilingual:
+        raise InputError(
+            "this multilingual speech model needs the spoken language: pass language='en' (--language en); "
+            "otherwise each layer would guess its own language"
+        )
+    if task is not None and not task_to_id:
+        raise InputError("this model has no task tokens: drop the task option")
+    if task_to_id and (multilingual or task is not None):
+        chosen = task or "transcribe"
+        if chosen not in task_to_id:
+            raise InputError(f"unknown task {chosen!r}: use 'transcribe' or 'translate'")
+        prompt.append(int(task_to_id[chosen]))
+    no_timestamps = getattr(config, "no_timestamps_token_id", None)
+    if no_timestamps is not None:
+        prompt.append(int(no_timestamps))
+    return prompt
+
+
+def plan_decoding(
+    model: PreTrainedModel,
+    spec: ArchitectureSpec,
+    processor: Any,
+    *,
+    max_new_tokens: int | None = None,
+    num_beams: int = 1,
+    tgt_lang: str | None = None,
+    language: str | None = None,
+    task: str | None = None,
+    **extra: Any,
+) -> DecodingPlan:
+    """Resolve prompt, forced tokens and decoding options; raises ``InputError`` for missing options."""
+    start = decoder_start_id(model)
+    prompt = _speech_prompt(model, start, language, task) if spec.speech_prompt else [start]
+    if not spec.speech_prompt and (language is not None or task is not None):
+        raise InputError("language/task apply to Whisper-style speech models only; use tgt_lang for translation")
+    kwargs: dict[str, Any] = {"num_beams": num_beams, "do_sample": False, **extra}
+    configured = model.generation_config.max_new_tokens
+    kwargs["max_new_tokens"] = max_new_tokens or configured or DEFAULT_MAX_NEW_TOKENS
+    if spec.target_language == "none":
+        if tgt_lang is not None:
+            raise InputError(f"{spec.model_type} models take no target language: drop tgt_lang")
+    elif tgt_lang is not None:
+        kwargs["forced_bos_token_id"] = target_language_id(processor, tgt_lang)
+    elif spec.target_language == "required" and model.generation_config.forced_bos_token_id is None:
+        raise InputError(
+            f"this multilingual {spec.model_type} model needs a target language: pass tgt_lang='fra_Latn' "
+            "(--tgt-lang fra_Latn) or another language code of its tokenizer"
+        )
+    return DecodingPlan(prompt, kwargs, _eos_ids(model), bypass_model_generate=spec.speech_prompt)
+
+
+def run_generate(
+    model: PreTrainedModel, plan: DecodingPlan, encoder_outputs: ModelOutput, mask: torch.Tensor | None
+) -> torch.Tensor:
+    """One ``generate`` call over stacked encoder states; returns sequences including the prompt."""
+    encoder_states: torch.Tensor = encoder_outputs["last_hidden_state"]
+    rows = encoder_states.shape[0]
+    prompt = torch.tensor([plan.prompt], device=encoder_states.device).repeat(rows, 1)
+    kwargs = dict(plan.generate_kwargs)
+    if mask is not None:
+        kwargs["attention_mask"] = mask
+    generate: Any = GenerationMixin.generate if plan.bypass_model_generate else type(model).generate  # type: ignore[attr-defined]
+    return generate(model, encoder_outputs=encoder_outputs, decoder_input_ids=prompt, **kwargs)  # type: ignore[no-any-return]
+
+
+def strip_output(sequence: list[int], plan: DecodingPlan) -> list[int]:
+    """Generated tokens after the prompt, cut before the first end-of-sequence token.
+
+    Rows that never end carry no padding, so nothing else needs removing.
+    """
+    tokens = sequence[len(plan.prompt):]
+    for position, token in enumerate(tokens):
+        if token in plan.eos_token_ids:
+            return tokens[:position]
+    return tokens

@@ -1,0 +1,1 @@
+"""Presentation: terminal tables and text exports of results."""

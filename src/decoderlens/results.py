@@ -1,0 +1,216 @@
+"""Typed, serialisable results: generated readouts per layer and teacher-forced scores per layer."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write a whole file atomically (a reader never sees a half-written file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+@dataclass
+class LayerReadout:
+    """What the decoder generates when it reads encoder layer ``layer``."""
+
+    layer: int
+    """0 = embedding output, L = final encoder output."""
+    text: str
+    """Decoded output, special tokens removed."""
+    token_ids: list[int]
+    """Generated token ids after the decoder prompt, up to (not including) the end-of-sequence token."""
+    tokens: list[str] = field(default_factory=list)
+    """The tokens of ``token_ids`` as strings."""
+
+
+@dataclass
+class ExampleReadouts:
+    """All readouts of one input, one per selected layer, in layer order."""
+
+    input: str
+    readouts: list[LayerReadout]
+
+    def layer(self, layer: int) -> LayerReadout:
+        """The readout of ``layer``; raises ``KeyError`` if it was not selected."""
+        for readout in self.readouts:
+            if readout.layer == layer:
+                return readout
+        raise KeyError(f"layer {layer} was not read out (layers: {[r.layer for r in self.readouts]})")
+
+
+class _Saveable:
+    """JSON ``save``/``load`` and dict conversion for the top-level result classes."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict that ``json.dumps`` accepts."""
+        return asdict(self)  # type: ignore[call-overload, no-any-return]
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """The result as a JSON string."""
+        return json.dumps(self.to_dict(), ensure_ascii=False, indent=indent)
+
+    def save(self, path: str | Path) -> None:
+        """Write the result as JSON (atomically)."""
+        atomic_write_text(path, self.to_json())
+
+
+@dataclass
+class LensOutput(_Saveable):
+    """Readouts of every input at every selected layer; iterate to get one ``ExampleReadouts`` per input."""
+
+    model: str
+    num_encoder_layers: int
+    examples: list[ExampleReadouts]
+    settings: dict[str, Any] = field(default_factory=dict)
+    """Generation settings and options used (layers, max_new_tokens, num_beams, final_norm, ...)."""
+
+    def __iter__(self) -> Iterator[ExampleReadouts]:
+        return iter(self.examples)
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, index: int) -> ExampleReadouts:
+        return self.examples[index]
+
+    @property
+    def layers(self) -> list[int]:
+        """The layers that were read out."""
+        return [r.layer for r in self.examples[0].readouts] if self.examples else []
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LensOutput:
+        """Rebuild from ``to_dict`` output."""
+        examples = [
+            ExampleReadouts(ex["input"], [LayerReadout(**r) for r in ex["readouts"]]) for ex in data["examples"]
+        ]
+        return cls(data["model"], data["num_encoder_layers"], examples, data.get("settings", {}))
+
+    @classmethod
+    def load(cls, path: str | Path) -> LensOutput:
+        """Load a result written by ``save``."""
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """One flat record per (example, layer)."""
+        return [
+            {"example": i, "input": ex.input, "layer": r.layer, "text": r.text, "token_ids": r.token_ids}
+            for i, ex in enumerate(self.examples)
+            for r in ex.readouts
+        ]
+
+    def to_pandas(self) -> Any:
+        """A long-format ``pandas.DataFrame`` with one row per (example, layer)."""
+        import pandas as pd
+
+        return pd.DataFrame.from_records(self.to_records())
+
+
+@dataclass
+class TokenScore:
+    """Teacher-forced statistics of one target token at one layer."""
+
+    token_id: int
+    token: str
+    logprob: float
+    rank: int
+    """0 when the target token is the decoder's top prediction."""
+    entropy: float
+    top_k: list[tuple[str, float]]
+    """The decoder's most likely tokens at this position, with log-probs."""
+
+
+@dataclass
+class LayerScore:
+    """Scores of the whole target when the decoder reads encoder layer ``layer``."""
+
+    layer: int
+    tokens: list[TokenScore]
+
+    @property
+    def logprob(self) -> float:
+        """Log-probability of the whole target sequence."""
+        return sum(t.logprob for t in self.tokens)
+
+
+@dataclass
+class ExampleScores:
+    """One input and target with its per-layer scores."""
+
+    input: str
+    target: str
+    layers: list[LayerScore]
+
+    def layer(self, layer: int) -> LayerScore:
+        """The scores of ``layer``."""
+        for score in self.layers:
+            if score.layer == layer:
+                return score
+        raise KeyError(f"layer {layer} was not scored")
+
+
+@dataclass
+class ScoreOutput(_Saveable):
+    """Teacher-forced scores of targets at every selected layer."""
+
+    model: str
+    num_encoder_layers: int
+    examples: list[ExampleScores]
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def __iter__(self) -> Iterator[ExampleScores]:
+        return iter(self.examples)
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, index: int) -> ExampleScores:
+        return self.examples[index]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ScoreOutput:
+        """Rebuild from ``to_dict`` output."""
+        examples = []
+        for ex in data["examples"]:
+            layers = [
+                LayerScore(ls["layer"], [TokenScore(**{**t, "top_k": [tuple(p) for p in t["top_k"]]})
+                                         for t in ls["tokens"]])
+                for ls in ex["layers"]
+            ]
+            examples.append(ExampleScores(ex["input"], ex["target"], layers))
+        return cls(data["model"], data["num_encoder_layers"], examples, data.get("settings", {}))
+
+    @classmethod
+    def load(cls, path: str | Path) -> ScoreOutput:
+        """Load a result written by ``save``."""
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """One flat record per (example, layer, target position)."""
+        return [
+            {"example": i, "input": ex.input, "target": ex.target, "layer": ls.layer, "position": p,
+             "token": t.token, "token_id": t.token_id, "logprob": t.logprob, "rank": t.rank, "entropy": t.entropy}
+            for i, ex in enumerate(self.examples)
+            for ls in ex.layers
+            for p, t in enumerate(ls.tokens)
+        ]
+
+    def to_pandas(self) -> Any:
+        """A long-format ``pandas.DataFrame`` with one row per (example, layer, target token)."""
+        import pandas as pd
+
+        return pd.DataFrame.from_records(self.to_records())

@@ -1,0 +1,137 @@
+"""The method's invariants, for every supported family, on tiny random models whose layers differ."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+from conftest import generation_options, lens_for, sample_inputs
+from decoderlens import DecoderLens
+from decoderlens.generation import plan_decoding
+
+MAX_NEW = 8
+
+
+def _cut(sequence: list[int], prompt: list[int], eos: set[int]) -> list[int]:
+    """Drop the decoder prompt (if the model returned it) and everything from the first EOS on."""
+    if sequence[: len(prompt)] == prompt:
+        sequence = sequence[len(prompt):]
+    for i, token in enumerate(sequence):
+        if token in eos:
+            return sequence[:i]
+    return sequence
+
+
+def ordinary_generate(lens: DecoderLens, items: list[Any], family: str, num_beams: int = 1,
+                      **kwargs: Any) -> list[list[int]]:
+    """Plain ``model.generate`` on the raw inputs, the way a user would call it.
+
+    Encoders whose front end is padding-sensitive get each input on its own, as DecoderLens reads them.
+    """
+    if lens.adapter.spec.padding_sensitive and len(items) > 1:
+        return [ordinary_generate(lens, [item], family, num_beams, **kwargs)[0] for item in items]
+    plan = plan_decoding(lens.model, lens.adapter.spec, lens.processor, max_new_tokens=MAX_NEW,
+                         **generation_options(family))
+    batch = lens._prepare(items)
+    extra = {"forced_bos_token_id": plan.generate_kwargs["forced_bos_token_id"]} \
+        if "forced_bos_token_id" in plan.generate_kwargs else {}
+    with torch.no_grad():
+        out = lens.model.generate(**batch, max_new_tokens=MAX_NEW, do_sample=False, num_beams=num_beams, **extra,
+                                  **kwargs)
+    sequences = [_cut(seq, plan.prompt, plan.eos_token_ids) for seq in out.tolist()]
+    if lens.adapter.spec.speech_prompt:  # Whisper's own generate drops EOS and pads finished rows
+        pad = lens.model.config.pad_token_id
+        sequences = [_rstrip(seq, pad) for seq in sequences]
+    return sequences
+
+
+def _rstrip(sequence: list[int], value: int) -> list[int]:
+    end = len(sequence)
+    while end and sequence[end - 1] == value:
+        end -= 1
+    return sequence[:end]
+
+
+def readout_ids(lens: DecoderLens, items: list[Any], family: str, layers: Any = "all", **kw: Any) -> list[
+        dict[int, list[int]]]:
+    out = lens.generate(items, layers, max_new_tokens=MAX_NEW, **generation_options(family), **kw)
+    return [{r.layer: r.token_ids for r in ex.readouts} for ex in out]
+
+
+@pytest.mark.parametrize("num_beams", [1, 3])
+def test_top_layer_reproduces_generate(family: str, num_beams: int) -> None:
+    lens = lens_for(family)
+    items = sample_inputs(family)
+    expected = ordinary_generate(lens, items, family, num_beams=num_beams)
+    got = readout_ids(lens, items, family, layers=-1, num_beams=num_beams)
+    assert [g[lens.num_layers] for g in got] == expected
+
+
+def test_layers_read_out_differently(family: str) -> None:
+    lens = lens_for(family)
+    readouts = readout_ids(lens, sample_inputs(family), family)
+    for per_layer in readouts[:1]:
+        assert len({tuple(ids) for ids in per_layer.values()}) > 1, "random model too flat to test anything"
+    distinct = {tuple(ids) for per_layer in readouts for ids in per_layer.values()}
+    assert len(distinct) >= lens.num_layers + 1
+
+
+@pytest.mark.parametrize("num_beams", [1, 2])
+def test_stacked_equals_per_layer_loop(family: str, num_beams: int) -> None:
+    lens = lens_for(family)
+    items = sample_inputs(family)
+    stacked = readout_ids(lens, items, family, num_beams=num_beams)
+    chunked = readout_ids(lens, items, family, num_beams=num_beams, max_rows=7)  # several generate calls
+    for layer in range(lens.num_layers + 1):
+        alone = readout_ids(lens, items, family, layers=[layer], num_beams=num_beams)
+        assert [s[layer] for s in stacked] == [a[layer] for a in alone], f"layer {layer}"
+    assert chunked == stacked
+
+
+def test_readout_equals_truncated_encoder(family: str) -> None:
+    lens = lens_for(family)
+    items = sample_inputs(family)
+    readouts = readout_ids(lens, items, family)
+    for layer in range(lens.num_layers + 1):
+        with lens.adapter.truncated_encoder(layer):
+            assert lens.adapter.num_layers == layer
+            cut = ordinary_generate(lens, items, family)
+        assert [r[layer] for r in readouts] == cut, f"layer {layer}"
+
+
+def test_batch_neighbours_and_padding_do_not_matter(family: str) -> None:
+    lens = lens_for(family)
+    items = sample_inputs(family, count=6, seed=3)
+    together = readout_ids(lens, items, family, batch_size=6)
+    alone = [readout_ids(lens, [item], family)[0] for item in items]
+    assert together == alone
+    mixed = readout_ids(lens, items[::-1] + sample_inputs(family, count=2, seed=9), family, batch_size=3)
+    assert mixed[: len(items)][::-1] == together
+
+
+def test_top_layer_scores_equal_forward_pass(family: str) -> None:
+    lens = lens_for(family)
+    items = sample_inputs(family, count=3)
+    targets = ["w1 w2 w3", "w4", "w5 w6 w7 w8 w9"]
+    scores = lens.score(items, targets, layers="all", top_k=3, **({"tgt_lang": generation_options(family)[
+        "tgt_lang"]} if generation_options(family) else {}))
+    labels = lens._labels(targets, generation_options(family).get("tgt_lang"))
+    start = lens.model.generation_config.decoder_start_token_id
+    decoder_in = torch.cat([torch.full_like(labels[:, :1], start), labels[:, :-1]], 1)
+    decoder_in[decoder_in == -100] = lens.model.config.pad_token_id
+    expected = []
+    for b, item in enumerate(items):  # one at a time: an ordinary forward pass of each example
+        with torch.no_grad():
+            logits = lens.model(**lens._prepare([item]), decoder_input_ids=decoder_in[b : b + 1]).logits
+        expected.append(torch.log_softmax(logits.float(), -1)[0])
+    for b, example in enumerate(scores):
+        top = example.layer(lens.num_layers)
+        positions = (labels[b] != -100).nonzero().flatten().tolist()
+        assert [t.token_id for t in top.tokens] == labels[b, positions].tolist()
+        want = expected[b][positions].gather(-1, labels[b, positions, None]).squeeze(-1)
+        assert torch.allclose(torch.tensor([t.logprob for t in top.tokens]), want, atol=1e-3, rtol=1e-4)
+        for token in top.tokens:
+            assert token.rank >= 0 and token.entropy >= 0 and len(token.top_k) == 3
+        assert len({round(ls.logprob, 4) for ls in example.layers}) > 1
