@@ -22,4 +22,8 @@ app.add_typer(logic_app, name="logic")
 
 def main() -> None:
     """Console-script entry point."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     app()

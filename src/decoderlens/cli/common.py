@@ -13,7 +13,7 @@ from rich.console import Console
 
 from decoderlens.errors import DecoderLensError
 
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 class FinalNormChoice(str, Enum):

@@ -1,0 +1,67 @@
+"""The command line, run in a real subprocess on a tiny model saved to disk."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from decoderlens.testing import tiny_model, tiny_processor
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("tiny-bart")
+    tiny_model("bart").save_pretrained(path)
+    tiny_processor("bart").save_pretrained(path)
+    return path
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "decoderlens", *args], capture_output=True, text=True,
+                          env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}, timeout=300)
+
+
+def test_run_json_shape(model_dir: Path) -> None:
+    proc = cli("run", str(model_dir), "w1 w2 w3", "w4 w5", "--format", "json", "--max-new-tokens", "5")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["num_encoder_layers"] == 3 and len(data["examples"]) == 2
+    assert [r["layer"] for r in data["examples"][0]["readouts"]] == [0, 1, 2, 3]
+    assert data["examples"][0]["input"] == "w1 w2 w3"
+    assert all(isinstance(t, int) for r in data["examples"][1]["readouts"] for t in r["token_ids"])
+
+
+def test_run_table_csv_and_layers(model_dir: Path, tmp_path: Path) -> None:
+    proc = cli("run", str(model_dir), "w1 w2", "--layers", "0,-1")
+    assert proc.returncode == 0 and "layer" in proc.stdout and "3 (final)" in proc.stdout
+    out = tmp_path / "r.csv"
+    proc = cli("run", str(model_dir), "w1 w2", "--format", "csv", "--output", str(out), "--layers", "1:3")
+    assert proc.returncode == 0, proc.stderr
+    lines = out.read_text().splitlines()
+    assert lines[0].startswith("example,input,layer,text") and len(lines) == 3
+
+
+def test_score_command(model_dir: Path) -> None:
+    proc = cli("score", str(model_dir), "w1 w2", "w3 w4", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert len(data["examples"][0]["layers"]) == 4
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--layers", "9"], "does not exist"), (["--image", "x.png"], "need a vision"), (["--tgt-lang", "de"], "no target")],
+)
+def test_cli_errors_are_one_line(model_dir: Path, args: list[str], message: str) -> None:
+    proc = cli("run", str(model_dir), "w1", *args)
+    assert proc.returncode == 2
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_unknown_model_folder(tmp_path: Path) -> None:
+    proc = cli("run", str(tmp_path / "nope"), "hello")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
