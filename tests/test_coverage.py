@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import transformers.models.auto.modeling_auto as auto
-from conftest import FAMILIES
 from transformers import CONFIG_MAPPING
 
+from conftest import FAMILIES
 from decoderlens import ARCHITECTURES, REFUSED, UnsupportedModelError
 from decoderlens.architectures import resolve_architecture
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import transformers as tf
-from conftest import lens_for, sample_inputs
 
+from conftest import lens_for, sample_inputs
 from decoderlens import DecoderLens, InputError, LayerSelectionError, UnsupportedModelError
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import lens_for
 
+from conftest import lens_for
 from decoderlens import LensOutput, ScoreOutput, select_layers
 
 

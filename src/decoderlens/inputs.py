@@ -137,7 +137,8 @@ class InputPreparer:
                         f"input #{index} is {length} tokens long, but the model accepts at most {limit}: "
                         "shorten it or enable truncation (truncation=True, --truncate)"
                     )
-        batch = tokenizer(list(texts), padding=True, truncation=truncation, max_length=limit, return_tensors="pt")
+        limits = {"truncation": True, "max_length": limit} if truncation else {}
+        batch = tokenizer(list(texts), padding=True, return_tensors="pt", **limits)
         return dict(batch)
 
     def _speech(self, items: Sequence[Any]) -> dict[str, torch.Tensor]:

@@ -66,6 +66,26 @@ def train(
     typer.echo(f"model saved to {final}")
 
 
+@logic_app.command("export")
+def export(
+    checkpoint: Annotated[Path, typer.Argument(help="checkpoint.pt written by `logic train`.")],
+    target: Annotated[Path, typer.Argument(help="Folder for the save_pretrained model.")],
+    half: Annotated[bool, typer.Option("--half", help="Store float16 weights (half the size).")] = False,
+    card_examples: Annotated[int, typer.Option("--card-examples", help="Held-out formulas measured for the "
+                                               "model card (0: no card).")] = 2000,
+) -> None:
+    """Export a training checkpoint as a model folder that `decoderlens run` reads, with a model card."""
+    from decoderlens.logic.card import write_model_card
+    from decoderlens.logic.demo import run_demo
+    from decoderlens.logic.train import export_checkpoint
+
+    folder = export_checkpoint(checkpoint, target, half=half)
+    if card_examples:
+        analysis = run_demo(target / "analysis", card_examples, model_path=folder)
+        write_model_card(folder, analysis, card_examples)
+    typer.echo(f"model saved to {folder}")
+
+
 @logic_app.command("analyze")
 def analyze_cmd(
     model: Annotated[Path, typer.Argument(help="Logic model folder.")],

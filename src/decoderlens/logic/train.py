@@ -136,11 +136,24 @@ def train(out_dir: Path, cfg: TrainConfig, validation: list[LogicExample]) -> Pa
             torch.save(state, ckpt_path.with_suffix(".tmp"))
             ckpt_path.with_suffix(".tmp").replace(ckpt_path)
     bar.close()
-    final = out_dir / "model"
+    return export_checkpoint(ckpt_path, out_dir / "model")
+
+
+def export_checkpoint(checkpoint: Path, target: Path, half: bool = False) -> Path:
+    """Write the model of a training checkpoint as a ``save_pretrained`` folder with its tokenizer.
+
+    ``half`` stores the weights in float16 (half the size; they load back as float32).
+    """
+    state = torch.load(checkpoint, weights_only=False)
+    cfg_dict = dict(state["config"])
+    shape = ModelShape(**cfg_dict.pop("shape"))
+    tokenizer = build_tokenizer()
+    model = build_model(len(tokenizer), shape)
+    model.load_state_dict(state["model"])
     model.eval()
     model.generation_config.max_new_tokens = 16
-    model.save_pretrained(final)
-    tokenizer.save_pretrained(final)
-    (final / "training_config.json").write_text(json.dumps(
-        {**asdict(cfg), "steps": step, "minutes": (time.monotonic() - started) / 60}, indent=2))
-    return final
+    (model.half() if half else model).save_pretrained(target)
+    tokenizer.save_pretrained(target)
+    record = {**cfg_dict, "shape": asdict(shape), "steps": state["step"], "minutes": state["elapsed"] / 60}
+    (target / "training_config.json").write_text(json.dumps(record, indent=2))
+    return target

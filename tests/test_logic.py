@@ -1,0 +1,163 @@
+"""The logic task: generator, checker, tokenizer, training, the shipped model and the demo."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from decoderlens import DecoderLens
+from decoderlens.logic import shipped_model_path
+from decoderlens.logic.analysis import analyze, baselines, judge
+from decoderlens.logic.data import MAX_SIZE, generate_examples, read_jsonl, write_splits
+from decoderlens.logic.demo import held_out_examples, run_demo
+from decoderlens.logic.formulas import (
+    FULL_MASK,
+    FormulaError,
+    is_satisfying,
+    minimal_assignment,
+    parse_assignment,
+    truth_mask,
+)
+from decoderlens.logic.model import build_tokenizer
+
+SHIPPED_MIN_TOP_LAYER_CORRECT = 0.35
+"""The shipped model's top layer must solve at least this share of the fixed held-out sample."""
+
+
+def test_generated_targets_are_correct_minimal_and_sizes_are_spread() -> None:
+    examples = generate_examples(3000, seed=5)
+    for ex in examples:
+        mask = truth_mask(ex.formula)
+        assert 0 < mask < FULL_MASK
+        assert is_satisfying(mask, parse_assignment(ex.target))
+        assert len(ex.formula.split()) == ex.size <= MAX_SIZE
+        shorter = [a for a in _all_assignments(len(ex.target.split()) // 2 - 1) if is_satisfying(mask, a)]
+        assert not shorter, f"{ex.formula}: {ex.target} is not minimal"
+    counts = Counter(ex.size for ex in examples)
+    assert set(counts) == set(range(1, MAX_SIZE + 1))
+    assert max(counts.values()) < 2 * min(counts.values())
+    assert generate_examples(50, seed=5) == examples[:50]  # seeded
+
+
+def _all_assignments(num_vars: int) -> list:  # type: ignore[type-arg]
+    from decoderlens.logic.formulas import canonical_cubes
+
+    return [a for a, _ in canonical_cubes() if len(a.values) <= num_vars] if num_vars >= 0 else []
+
+
+@pytest.mark.parametrize(
+    ("formula", "output", "correct"),
+    [
+        ("& a b", "a 1 b 1", True),
+        ("& a b", "a 1", False),  # b left free: a completion falsifies it
+        ("& a b", "a 1 b 0", False),
+        ("| a b", "b 1", True),
+        ("| a b", "a 1 b 0 c 1 d 0 e 1", True),  # not minimal but correct
+        ("xor a b", "a 1 b 1", False),
+        ("<-> a b", "a 0 b 0", True),
+        ("! ! c", "c 1", True),
+        ("& a ! a", "a 1", False),
+    ],
+)
+def test_checker_on_hand_made_cases(formula: str, output: str, correct: bool) -> None:
+    assert judge(formula, output, "").correct is correct
+
+
+@pytest.mark.parametrize("output", ["b 1 a 1", "a 2", "a", "x 1", "a 1 a 0", "a 1 b", "1 a"])
+def test_checker_rejects_malformed_assignments(output: str) -> None:
+    verdict = judge("| a b", output, "a 1")
+    assert not verdict.parses and not verdict.correct
+    with pytest.raises(FormulaError):
+        parse_assignment(output)
+
+
+@pytest.mark.parametrize("formula", ["& a", "a b", "", "& a q", "nand a b"])
+def test_malformed_formulas(formula: str) -> None:
+    with pytest.raises(FormulaError):
+        truth_mask(formula)
+
+
+def test_minimal_assignment_examples() -> None:
+    assert str(minimal_assignment(truth_mask("| a b"))) == "a 1"
+    assert str(minimal_assignment(truth_mask("& ! a b"))) == "a 0 b 1"
+    assert minimal_assignment(truth_mask("& a ! a")) is None
+
+
+def test_splits_and_tokenizer(tmp_path: Path) -> None:
+    paths = write_splits(tmp_path, seed=1, sizes={"train": 200, "validation": 50, "test": 50})
+    train = list(read_jsonl(paths["train"]))
+    test = list(read_jsonl(paths["test"]))
+    assert len(train) == 200 and len(test) == 50 and train[0].formula != test[0].formula
+    tokenizer = build_tokenizer()
+    ids = tokenizer("<-> xor ! a e").input_ids
+    assert len(ids) == 6 and ids[-1] == tokenizer.eos_token_id
+    assert tokenizer.decode(tokenizer("a 0 c 1").input_ids, skip_special_tokens=True) == "a 0 c 1"
+
+
+def test_training_checkpoints_resume_and_export(tmp_path: Path) -> None:
+    import torch
+
+    from decoderlens.logic.model import ModelShape
+    from decoderlens.logic.train import TrainConfig, train
+
+    cfg = TrainConfig(max_steps=3, eval_every=3, checkpoint_every=2, eval_examples=10, warmup_steps=2,
+                      shape=ModelShape(d_model=32, num_layers=2, num_heads=2, d_ff=64))
+    validation = generate_examples(10, seed=9)
+    train(tmp_path, cfg, validation)
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["step"] == 3
+    cfg.max_steps = 5
+    final = train(tmp_path, cfg, validation)
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["step"] == 5
+    log = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [3, 5]
+    lens = DecoderLens.from_pretrained(str(final), device="cpu")
+    assert lens.num_layers == 2
+    assert json.loads((final / "training_config.json").read_text())["steps"] == 5
+
+
+def test_shipped_model_loads_offline_and_solves_held_out_formulas() -> None:
+    path = shipped_model_path()
+    assert (path / "model.safetensors").is_file() and (path / "README.md").is_file()
+    lens = DecoderLens.from_pretrained(str(path), device="cpu")
+    assert lens.num_layers == 6
+    examples = held_out_examples(200)
+    out = lens.generate([e.formula for e in examples], layers=-1, max_new_tokens=16, batch_size=100)
+    correct = sum(judge(e.formula, ex.readouts[0].text, e.target).correct for e, ex in zip(examples, out, strict=True))
+    assert correct / len(examples) >= SHIPPED_MIN_TOP_LAYER_CORRECT
+
+
+def test_baselines_on_a_known_set() -> None:
+    examples = generate_examples(400, seed=3)
+    base = baselines(examples)
+    assert 0.3 < base["best_constant"] < 0.8 and 0.3 < base["random_full_assignment"] < 0.7
+
+
+def test_demo_end_to_end(tmp_path: Path) -> None:
+    analysis = run_demo(tmp_path, count=20)
+    records = [json.loads(line) for line in (tmp_path / "readouts.jsonl").read_text().splitlines()]
+    assert len(records) == 20 * 7
+    assert {"id", "layer", "input", "output", "reference", "correct"} <= set(records[0])
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["num_encoder_layers"] == 6 and len(summary["overall"]) == 7
+    assert (tmp_path / "summary.csv").read_text().startswith("layer,")
+    assert set(analysis.overall) == set(range(7))
+
+
+def test_analysis_first_solved_layer() -> None:
+    from decoderlens.results import ExampleReadouts, LayerReadout, LensOutput
+
+    examples = generate_examples(2, seed=0)
+    wrong = "a 1 a 1"
+    rows = [
+        ExampleReadouts(examples[0].formula, [LayerReadout(0, wrong, []), LayerReadout(1, examples[0].target, []),
+                                              LayerReadout(2, examples[0].target, [])]),
+        ExampleReadouts(examples[1].formula, [LayerReadout(0, examples[1].target, []), LayerReadout(1, wrong, []),
+                                              LayerReadout(2, wrong, [])]),
+    ]
+    result = analyze(examples, LensOutput("m", 2, rows))
+    assert result.overall[2].correct == 0.5 and result.overall[0].parses == 0.5
+    solved = [v for v in result.first_solved_by_size.values() if v is not None]
+    assert solved == [1.0]
