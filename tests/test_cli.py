@@ -54,7 +54,8 @@ def test_score_command(model_dir: Path) -> None:
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [(["--layers", "9"], "does not exist"), (["--image", "x.png"], "need a vision"), (["--tgt-lang", "de"], "no target")],
+    [(["--layers", "9"], "does not exist"), (["--image", "x.png"], "need a vision"),
+     (["--tgt-lang", "de"], "no target")],
 )
 def test_cli_errors_are_one_line(model_dir: Path, args: list[str], message: str) -> None:
     proc = cli("run", str(model_dir), "w1", *args)

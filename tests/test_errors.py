@@ -20,7 +20,7 @@ def test_decoder_only_model_is_refused_with_pointer_to_logit_lens() -> None:
 
 def test_refused_encoder_decoder_lists_supported_types() -> None:
     config = tf.UdopConfig()
-    with pytest.raises(UnsupportedModelError, match="Supported model types: .*t5"):
+    with pytest.raises(UnsupportedModelError, match=r"Supported model types: .*t5"):
         from decoderlens.architectures import resolve_architecture
 
         resolve_architecture(config)
@@ -44,7 +44,7 @@ def test_empty_text_and_no_inputs() -> None:
 def test_over_long_input_names_truncation_option() -> None:
     lens = lens_for("bart")
     long_text = " ".join(["w3"] * 500)
-    with pytest.raises(InputError, match="at most 128.*truncation"):
+    with pytest.raises(InputError, match=r"at most 128.*truncation"):
         lens.generate([long_text])
     out = lens.generate([long_text], layers=-1, truncation=True, max_new_tokens=3)
     assert len(out[0].readouts) == 1
@@ -52,7 +52,7 @@ def test_over_long_input_names_truncation_option() -> None:
 
 def test_missing_target_language_for_multilingual_model() -> None:
     lens = lens_for("m2m_100")
-    with pytest.raises(InputError, match="needs a target language.*tgt_lang"):
+    with pytest.raises(InputError, match=r"needs a target language.*tgt_lang"):
         lens.generate(["w1 w2"])
     with pytest.raises(InputError, match="unknown target language"):
         lens.generate(["w1 w2"], tgt_lang="xx_Nope")
@@ -67,7 +67,7 @@ def test_unreadable_audio_file(tmp_path: Path) -> None:
     broken = tmp_path / "broken.wav"
     broken.write_bytes(b"RIFF0000WAVEthis is not audio")
     lens = lens_for("whisper")
-    with pytest.raises(InputError, match="cannot read audio file .*broken.wav"):
+    with pytest.raises(InputError, match=r"cannot read audio file .*broken.wav"):
         lens.generate([str(broken)])
     with pytest.raises(InputError, match="does not exist"):
         lens.generate([str(tmp_path / "missing.flac")])

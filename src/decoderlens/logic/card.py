@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from decoderlens.logic.analysis import LogicAnalysis
 
 
-def model_card(training: dict[str, object], analysis: LogicAnalysis, num_examples: int) -> str:
+def model_card(training: dict[str, Any], analysis: LogicAnalysis, num_examples: int) -> str:
     """Markdown card: task, architecture, training configuration and measured per-layer results."""
     shape = training.get("shape", {})
     rows = "\n".join(
         f"| {layer} | {r.parses:.1%} | {r.correct:.1%} | {r.exact:.1%} |" for layer, r in analysis.overall.items()
     )
     base = analysis.baselines
-    steps = int(training.get("steps", 0))  # type: ignore[call-overload]
-    batch = int(training.get("batch_size", 0))  # type: ignore[call-overload]
+    steps = int(training.get("steps", 0))
+    batch = int(training.get("batch_size", 0))
     return f"""---
 library_name: transformers
 tags: [decoderlens, propositional-logic, t5]
