@@ -32,8 +32,15 @@ def describe(item: Any, index: int) -> str:
     return f"<{type(item).__name__} #{index}>"
 
 
-def load_audio(source: str | Path | np.ndarray, sampling_rate: int) -> np.ndarray:
-    """Read an audio file (or take an array at ``sampling_rate``) as mono float32 at ``sampling_rate``."""
+def load_audio(source: str | Path | np.ndarray | tuple[np.ndarray, int], sampling_rate: int) -> np.ndarray:
+    """Read an audio file, an array at ``sampling_rate``, or an ``(array, rate)`` pair, as mono float32."""
+    if isinstance(source, tuple):
+        wave, rate = np.asarray(source[0], dtype=np.float32), int(source[1])
+        if rate != sampling_rate:
+            import soxr
+
+            wave = np.asarray(soxr.resample(wave, rate, sampling_rate), dtype=np.float32)
+        source = wave
     if isinstance(source, np.ndarray):
         wave = source.astype(np.float32)
         if wave.ndim != 1:
@@ -115,7 +122,7 @@ class InputPreparer:
                 )
             if not item.strip():
                 raise InputError(f"input #{index} is empty: give non-empty text")
-        elif modality == "speech" and not isinstance(item, np.ndarray) and suffix not in AUDIO_SUFFIXES:
+        elif modality == "speech" and not isinstance(item, (np.ndarray, tuple)) and suffix not in AUDIO_SUFFIXES:
             raise InputError(
                 f"input #{index} ({describe(item, index)!r}) is not audio: {self.spec.model_type} is a speech "
                 f"model; pass audio files ({', '.join(sorted(AUDIO_SUFFIXES))}) or 1-D arrays"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from decoderlens.cli.eval import eval_command
 from decoderlens.cli.logic import demo, logic_app
 from decoderlens.cli.run import run
 from decoderlens.cli.score import score
@@ -16,6 +17,7 @@ app = typer.Typer(
 )
 app.command("run")(run)
 app.command("score")(score)
+app.command("eval")(eval_command)
 app.command("demo")(demo)
 app.add_typer(logic_app, name="logic")
 

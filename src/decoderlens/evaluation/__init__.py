@@ -1,0 +1,1 @@
+"""Layer-by-layer evaluation over data sets: metrics, bootstrap intervals, resumable runs."""

@@ -1,0 +1,212 @@
+"""Task metrics as per-example sufficient statistics, so that corpus scores can be bootstrapped cheaply.
+
+A metric maps (predictions, references) to an array of per-example statistics; summing rows and applying
+``score`` gives the corpus value. Mean metrics use ``[value, 1]``; BLEU and chrF use sacrebleu's own
+n-gram statistics; WER/CER use error and reference-length counts from jiwer.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from decoderlens.errors import InputError
+
+StatsFn = Callable[[Sequence[str], Sequence[str], Sequence[str]], np.ndarray]
+"""(predictions, references, inputs) -> per-example statistics."""
+ScoreFn = Callable[[np.ndarray], float]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A named metric: per-example statistics plus the function that scores their sum."""
+
+    name: str
+    stats: StatsFn
+    score: ScoreFn
+    higher_is_better: bool = True
+    signature: str = ""
+    description: str = ""
+
+    def __call__(self, predictions: Sequence[str], references: Sequence[str],
+                 inputs: Sequence[str] | None = None) -> float:
+        """The corpus-level value."""
+        return self.score(self.stats(predictions, references, inputs or [""] * len(predictions)).sum(axis=0))
+
+
+_REGISTRY: dict[str, Callable[[], Metric]] = {}
+
+
+def register_metric(name: str) -> Callable[[Callable[[], Metric]], Callable[[], Metric]]:
+    """Decorator: register a metric factory under ``name`` (``get_metric`` builds it on demand)."""
+
+    def wrap(factory: Callable[[], Metric]) -> Callable[[], Metric]:
+        _REGISTRY[name] = factory
+        return factory
+
+    return wrap
+
+
+def list_metrics() -> list[str]:
+    """Names of all registered metrics."""
+    return sorted(_REGISTRY)
+
+
+def get_metric(name: str) -> Metric:
+    """Build the registered metric ``name``; unknown names list the choices."""
+    if name not in _REGISTRY:
+        raise InputError(f"unknown metric {name!r}: choose from {', '.join(list_metrics())}")
+    return _REGISTRY[name]()
+
+
+def mean_metric(name: str, per_example: Callable[..., float], description: str = "", signature: str = "",
+                uses_input: bool = False) -> Metric:
+    """A metric that is the mean of a per-example value ``f(prediction, reference[, input])``."""
+
+    def stats(predictions: Sequence[str], references: Sequence[str], inputs: Sequence[str]) -> np.ndarray:
+        triples = zip(predictions, references, inputs, strict=True)
+        values = [float(per_example(p, r, i) if uses_input else per_example(p, r)) for p, r, i in triples]
+        return np.array([[v, 1.0] for v in values], dtype=np.float64).reshape(-1, 2)
+
+    return Metric(name, stats, lambda s: float(s[0] / s[1]) if s[1] else float("nan"),
+                  description=description, signature=signature)
+
+
+# --- normalisation ------------------------------------------------------------------------------
+
+def normalize_squad(text: str) -> str:
+    """SQuAD normalisation: lower case, no punctuation, no articles, single spaces."""
+    text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+def normalize_whisper(text: str) -> str:
+    """Whisper's basic text normaliser (lower case, symbols and bracketed text removed)."""
+    from transformers.models.whisper.english_normalizer import BasicTextNormalizer
+
+    return str(BasicTextNormalizer()(text))
+
+
+NORMALIZERS: dict[str, Callable[[str], str]] = {
+    "none": lambda t: t.strip(),
+    "lower": lambda t: " ".join(t.lower().split()),
+    "squad": normalize_squad,
+    "whisper": normalize_whisper,
+}
+
+
+def get_normalizer(name: str) -> Callable[[str], str]:
+    """The text normaliser ``name`` (none, lower, squad, whisper)."""
+    if name not in NORMALIZERS:
+        raise InputError(f"unknown normalisation {name!r}: choose from {', '.join(NORMALIZERS)}")
+    return NORMALIZERS[name]
+
+
+def token_f1(prediction: str, reference: str) -> float:
+    """SQuAD token F1 between normalised strings."""
+    pred, ref = normalize_squad(prediction).split(), normalize_squad(reference).split()
+    if not pred or not ref:
+        return float(pred == ref)
+    common = sum((Counter(pred) & Counter(ref)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(pred), common / len(ref)
+    return 2 * precision * recall / (precision + recall)
+
+
+@register_metric("exact_match")
+def _exact_match() -> Metric:
+    norm = NORMALIZERS["squad"]
+    return mean_metric("exact_match", lambda p, r: norm(p) == norm(r), "SQuAD-normalised exact match",
+                       signature="norm:squad")
+
+
+@register_metric("accuracy")
+def _accuracy() -> Metric:
+    return mean_metric("accuracy", lambda p, r: p.strip() == r.strip(), "exact string match after stripping",
+                       signature="norm:strip")
+
+
+@register_metric("token_f1")
+def _token_f1() -> Metric:
+    return mean_metric("token_f1", token_f1, "SQuAD-style token F1", signature="norm:squad")
+
+
+def _sacrebleu_metric(name: str, scorer_cls: type) -> Metric:
+    scorer = scorer_cls()
+    scorer.corpus_score(["x"], [["x"]])  # sacrebleu fills in its signature (number of references) on first use
+
+    def stats(predictions: Sequence[str], references: Sequence[str], inputs: Sequence[str]) -> np.ndarray:
+        rows = scorer._extract_corpus_statistics(list(predictions), [list(references)])
+        return np.asarray(rows, dtype=np.float64).reshape(len(predictions), -1)
+
+    def score(total: np.ndarray) -> float:
+        return float(scorer._compute_score_from_stats(total.tolist()).score)
+
+    return Metric(name, stats, score, signature=str(scorer.get_signature()), description=f"sacrebleu {name}")
+
+
+@register_metric("bleu")
+def _bleu() -> Metric:
+    from sacrebleu.metrics import BLEU
+
+    return _sacrebleu_metric("bleu", BLEU)
+
+
+@register_metric("chrf")
+def _chrf() -> Metric:
+    from sacrebleu.metrics import CHRF
+
+    return _sacrebleu_metric("chrf", CHRF)
+
+
+def _error_rate(name: str, characters: bool) -> Metric:
+    import jiwer
+
+    def stats(predictions: Sequence[str], references: Sequence[str], inputs: Sequence[str]) -> np.ndarray:
+        rows = []
+        for pred, ref in zip(predictions, references, strict=True):
+            if not ref.strip():  # nothing to recognise: every hypothesis unit is an insertion
+                rows.append([float(len(pred) if characters else len(pred.split())), 0.0])
+                continue
+            out: Any = jiwer.process_characters(ref, pred) if characters else jiwer.process_words(ref, pred)
+            errors = out.substitutions + out.deletions + out.insertions
+            rows.append([float(errors), float(out.substitutions + out.deletions + out.hits)])
+        return np.array(rows, dtype=np.float64).reshape(-1, 2)
+
+    return Metric(name, stats, lambda s: float(s[0] / s[1]) if s[1] else float("nan"), higher_is_better=False,
+                  signature=f"jiwer:{jiwer.__name__}", description=f"{name.upper()} via jiwer (corpus level)")
+
+
+@register_metric("wer")
+def _wer() -> Metric:
+    return _error_rate("wer", characters=False)
+
+
+@register_metric("cer")
+def _cer() -> Metric:
+    return _error_rate("cer", characters=True)
+
+
+@register_metric("logic")
+def _logic() -> Metric:
+    from decoderlens.logic.analysis import judge
+
+    return mean_metric("logic", lambda p, r, i: judge(i, p, r).correct,
+                       "share of outputs whose every completion satisfies the input formula", uses_input=True)
+
+
+TASK_PRESETS: dict[str, dict[str, object]] = {
+    "qa": {"metrics": ["exact_match", "token_f1"], "normalize": "none"},
+    "mt": {"metrics": ["bleu", "chrf"], "normalize": "none"},
+    "asr": {"metrics": ["wer", "cer"], "normalize": "whisper"},
+    "logic": {"metrics": ["logic", "accuracy"], "normalize": "none"},
+    "generic": {"metrics": ["accuracy", "chrf"], "normalize": "none"},
+}
