@@ -8,9 +8,9 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
-T = TypeVar("T")
+E = TypeVar("E")
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -52,8 +52,37 @@ class ExampleReadouts:
         raise KeyError(f"layer {layer} was not read out (layers: {[r.layer for r in self.readouts]})")
 
 
-class _Saveable:
-    """JSON ``save``/``load`` and dict conversion for the top-level result classes."""
+class _ResultSet(Generic[E]):
+    """Shared behaviour of the top-level results: a sequence of examples that saves and loads as JSON."""
+
+    examples: list[E]
+
+    def __iter__(self) -> Iterator[E]:
+        return iter(self.examples)
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, index: int) -> E:
+        return self.examples[index]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        raise NotImplementedError
+
+    @classmethod
+    def load(cls, path: str | Path) -> Self:
+        """Load a result written by ``save``."""
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+    def to_records(self) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def to_pandas(self) -> Any:
+        """A long-format ``pandas.DataFrame`` of ``to_records()``."""
+        import pandas as pd
+
+        return pd.DataFrame.from_records(self.to_records())
 
     def to_dict(self) -> dict[str, Any]:
         """A plain dict that ``json.dumps`` accepts."""
@@ -69,7 +98,7 @@ class _Saveable:
 
 
 @dataclass
-class LensOutput(_Saveable):
+class LensOutput(_ResultSet[ExampleReadouts]):
     """Readouts of every input at every selected layer; iterate to get one ``ExampleReadouts`` per input."""
 
     model: str
@@ -77,15 +106,6 @@ class LensOutput(_Saveable):
     examples: list[ExampleReadouts]
     settings: dict[str, Any] = field(default_factory=dict)
     """Generation settings and options used (layers, max_new_tokens, num_beams, final_norm, ...)."""
-
-    def __iter__(self) -> Iterator[ExampleReadouts]:
-        return iter(self.examples)
-
-    def __len__(self) -> int:
-        return len(self.examples)
-
-    def __getitem__(self, index: int) -> ExampleReadouts:
-        return self.examples[index]
 
     @property
     def layers(self) -> list[int]:
@@ -100,11 +120,6 @@ class LensOutput(_Saveable):
         ]
         return cls(data["model"], data["num_encoder_layers"], examples, data.get("settings", {}))
 
-    @classmethod
-    def load(cls, path: str | Path) -> LensOutput:
-        """Load a result written by ``save``."""
-        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
-
     def to_records(self) -> list[dict[str, Any]]:
         """One flat record per (example, layer)."""
         return [
@@ -112,12 +127,6 @@ class LensOutput(_Saveable):
             for i, ex in enumerate(self.examples)
             for r in ex.readouts
         ]
-
-    def to_pandas(self) -> Any:
-        """A long-format ``pandas.DataFrame`` with one row per (example, layer)."""
-        import pandas as pd
-
-        return pd.DataFrame.from_records(self.to_records())
 
 
 @dataclass
@@ -164,22 +173,13 @@ class ExampleScores:
 
 
 @dataclass
-class ScoreOutput(_Saveable):
+class ScoreOutput(_ResultSet[ExampleScores]):
     """Teacher-forced scores of targets at every selected layer."""
 
     model: str
     num_encoder_layers: int
     examples: list[ExampleScores]
     settings: dict[str, Any] = field(default_factory=dict)
-
-    def __iter__(self) -> Iterator[ExampleScores]:
-        return iter(self.examples)
-
-    def __len__(self) -> int:
-        return len(self.examples)
-
-    def __getitem__(self, index: int) -> ExampleScores:
-        return self.examples[index]
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ScoreOutput:
@@ -194,11 +194,6 @@ class ScoreOutput(_Saveable):
             examples.append(ExampleScores(ex["input"], ex["target"], layers))
         return cls(data["model"], data["num_encoder_layers"], examples, data.get("settings", {}))
 
-    @classmethod
-    def load(cls, path: str | Path) -> ScoreOutput:
-        """Load a result written by ``save``."""
-        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
-
     def to_records(self) -> list[dict[str, Any]]:
         """One flat record per (example, layer, target position)."""
         return [
@@ -208,9 +203,3 @@ class ScoreOutput(_Saveable):
             for ls in ex.layers
             for p, t in enumerate(ls.tokens)
         ]
-
-    def to_pandas(self) -> Any:
-        """A long-format ``pandas.DataFrame`` with one row per (example, layer, target token)."""
-        import pandas as pd
-
-        return pd.DataFrame.from_records(self.to_records())
