@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import typer
@@ -16,12 +16,12 @@ from decoderlens.errors import DecoderLensError
 err_console = Console(stderr=True, soft_wrap=True)
 
 
-class FinalNormChoice(str, Enum):
+class FinalNormChoice(StrEnum):
     auto = "auto"
     none = "none"
 
 
-class FormatChoice(str, Enum):
+class FormatChoice(StrEnum):
     table = "table"
     json = "json"
     csv = "csv"
