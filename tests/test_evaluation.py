@@ -85,7 +85,9 @@ def _settings(data: Path, **kw: object) -> EvalSettings:
 
 def test_end_to_end_text_eval(tmp_path: Path) -> None:
     data = _text_data(tmp_path)
-    report = evaluate(_settings(data, score=True), tmp_path / "out", lens=lens_for("bart"), progress=False)
+    length_ratio = mean_metric("length_ratio", lambda p, r: len(p.split()) / max(1, len(r.split())))
+    settings = _settings(data, score=True, metrics=["accuracy", "chrf", length_ratio])
+    report = evaluate(settings, tmp_path / "out", lens=lens_for("bart"), progress=False)
     records = [json.loads(x) for x in (tmp_path / "out" / "readouts.jsonl").read_text().splitlines()]
     assert len(records) == 12 * 4
     assert {"id", "layer", "input", "output", "reference", "logprob"} <= set(records[0])
@@ -93,7 +95,7 @@ def test_end_to_end_text_eval(tmp_path: Path) -> None:
     assert [e["layer"] for e in summary["layers"]] == [0, 1, 2, 3]
     top = summary["layers"][-1]
     assert top["agreement_with_top"]["value"] == 1.0 and top["n"] == 12
-    assert {"accuracy", "chrf", "logprob"} <= set(top)
+    assert {"accuracy", "chrf", "logprob", "length_ratio"} <= set(top)
     assert "nrefs:1" in summary["metrics"]["chrf"]["signature"]
     csv_lines = (tmp_path / "out" / "summary.csv").read_text().splitlines()
     assert csv_lines[0] == "layer,metric,value,low,high,n" and len(csv_lines) > 4

@@ -65,6 +65,7 @@ def eval_command(
 ) -> None:
     """Evaluate every encoder layer of MODEL on DATA with the task's metrics; resumes an interrupted run."""
     from decoderlens.evaluation.data import DataSource
+    from decoderlens.evaluation.metrics import Metric
     from decoderlens.evaluation.recipes import load_recipe
     from decoderlens.evaluation.runner import EvalSettings, evaluate
 
@@ -84,7 +85,8 @@ def eval_command(
             if model is None or data is None:
                 raise InputError("give MODEL and DATA, or --recipe FILE")
             source = DataSource(data, input_field, target_field, id_field, config, split, template, limit)
-            settings = EvalSettings(model=model, data=source, task=task or "generic", metrics=metric or None,
+            chosen: list[str | Metric] | None = list(metric) if metric else None
+            settings = EvalSettings(model=model, data=source, task=task or "generic", metrics=chosen,
                                     normalize=normalize, layers=layers or "all", max_new_tokens=max_new_tokens,
                                     num_beams=num_beams or 1, final_norm=final_norm.value if final_norm else "auto",
                                     tgt_lang=tgt_lang, language=language, task_token=speech_task,

@@ -32,8 +32,8 @@ class EvalSettings:
     model: str
     data: DataSource
     task: str = "generic"
-    metrics: list[str] | None = None
-    """Metric names; defaults to the task preset's."""
+    metrics: list[str | Metric] | None = None
+    """Registered metric names or ``Metric`` objects (e.g. ``mean_metric("mine", fn)``); defaults to the preset's."""
     normalize: str | None = None
     """Normalisation before text metrics (none, lower, squad, whisper); defaults to the preset's."""
     layers: str = "all"
@@ -66,8 +66,9 @@ class EvalSettings:
         if self.task not in TASK_PRESETS:
             raise InputError(f"unknown task {self.task!r}: choose from {', '.join(TASK_PRESETS)}")
         preset = TASK_PRESETS[self.task]
-        names = self.metrics or list(preset["metrics"])  # type: ignore[call-overload]
-        return [get_metric(name) for name in names], self.normalize or str(preset["normalize"])
+        chosen = self.metrics or list(preset["metrics"])  # type: ignore[call-overload]
+        metrics = [m if isinstance(m, Metric) else get_metric(m) for m in chosen]
+        return metrics, self.normalize or str(preset["normalize"])
 
 
 @dataclass
