@@ -139,11 +139,18 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     analysis = run_demo(tmp_path, count=20)
     records = [json.loads(line) for line in (tmp_path / "readouts.jsonl").read_text().splitlines()]
     assert len(records) == 20 * 7
-    assert {"id", "layer", "input", "output", "reference", "correct"} <= set(records[0])
+    assert {"id", "layer", "input", "output", "reference"} <= set(records[0])
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["num_encoder_layers"] == 6 and len(summary["overall"]) == 7
-    assert (tmp_path / "summary.csv").read_text().startswith("layer,")
+    assert summary["num_encoder_layers"] == 6 and len(summary["layers"]) == 7
+    top = summary["layers"][-1]
+    assert top["logic"]["value"] == analysis.overall[6].correct
+    assert top["accuracy"]["value"] == analysis.overall[6].exact
+    assert (tmp_path / "summary.csv").read_text().startswith("layer,metric")
+    detail = json.loads((tmp_path / "logic_analysis.json").read_text())
+    assert set(detail) >= {"overall", "by_size", "by_depth", "first_solved_by_size", "baselines"}
     assert set(analysis.overall) == set(range(7))
+    run_demo(tmp_path, count=20)  # a second run finds everything done and rewrites the same summary
+    assert json.loads((tmp_path / "summary.json").read_text()) == summary
 
 
 def test_analysis_first_solved_layer() -> None:

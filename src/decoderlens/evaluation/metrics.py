@@ -203,10 +203,18 @@ def _logic() -> Metric:
                        "share of outputs whose every completion satisfies the input formula", uses_input=True)
 
 
+@register_metric("logic_parses")
+def _logic_parses() -> Metric:
+    from decoderlens.logic.analysis import judge
+
+    return mean_metric("logic_parses", lambda p, r, i: judge(i, p, r).parses,
+                       "share of outputs that parse as an assignment", uses_input=True)
+
+
 TASK_PRESETS: dict[str, dict[str, object]] = {
     "qa": {"metrics": ["exact_match", "token_f1"], "normalize": "none"},
     "mt": {"metrics": ["bleu", "chrf"], "normalize": "none"},
     "asr": {"metrics": ["wer", "cer"], "normalize": "whisper"},
-    "logic": {"metrics": ["logic", "accuracy"], "normalize": "none"},
+    "logic": {"metrics": ["logic", "accuracy", "logic_parses"], "normalize": "none"},
     "generic": {"metrics": ["accuracy", "chrf"], "normalize": "none"},
 }

@@ -1,4 +1,8 @@
-"""The demo: read out every encoder layer of the shipped logic model on held-out formulas."""
+"""The demo: read out every encoder layer of the shipped logic model on held-out formulas.
+
+Its output folder is a regular evaluation folder (``readouts.jsonl``, ``summary.json``,
+``summary.csv``) plus ``logic_analysis.json`` with the breakdown by formula size and depth.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +14,12 @@ from rich.console import Console
 from rich.table import Table
 
 from decoderlens.engine import DecoderLens
+from decoderlens.evaluation.data import DataSource
+from decoderlens.evaluation.runner import EvalSettings, evaluate
 from decoderlens.logic import shipped_model_path
-from decoderlens.logic.analysis import LogicAnalysis, analyze, judge
-from decoderlens.logic.data import SPLITS, LogicExample, generate_examples
-from decoderlens.presentation.tables import to_csv
-from decoderlens.results import LensOutput, atomic_write_text
+from decoderlens.logic.analysis import LogicAnalysis, analyze
+from decoderlens.logic.data import SPLITS, LogicExample, generate_examples, write_jsonl
+from decoderlens.results import ExampleReadouts, LayerReadout, LensOutput, atomic_write_text
 
 
 def held_out_examples(count: int, seed: int = 0) -> list[LogicExample]:
@@ -23,24 +28,14 @@ def held_out_examples(count: int, seed: int = 0) -> list[LogicExample]:
     return generate_examples(count, seed=seed * 1000 + offset, prefix="test-")
 
 
-def write_results(out_dir: Path, examples: list[LogicExample], output: LensOutput, analysis: LogicAnalysis) -> None:
-    """``readouts.jsonl`` (one record per example and layer), ``summary.json`` and ``summary.csv``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    lines = []
-    for example, readouts in zip(examples, output, strict=True):
-        for readout in readouts.readouts:
-            verdict = judge(example.formula, readout.text, example.target)
-            lines.append(json.dumps({
-                "id": example.id, "layer": readout.layer, "input": example.formula, "output": readout.text,
-                "reference": example.target, "size": example.size, "depth": example.depth, **asdict(verdict),
-            }))
-    atomic_write_text(out_dir / "readouts.jsonl", "\n".join(lines) + "\n")
-    summary = {"model": output.model, "num_encoder_layers": output.num_encoder_layers,
-               "num_examples": len(examples), "settings": output.settings, **analysis.to_dict()}
-    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2))
-    rows = [{"layer": layer, "n": r.count, "parses": r.parses, "correct": r.correct, "exact": r.exact}
-            for layer, r in analysis.overall.items()]
-    atomic_write_text(out_dir / "summary.csv", to_csv(rows))  # type: ignore[arg-type]
+def readouts_from_folder(out_dir: Path, examples: list[LogicExample], model: str, num_layers: int) -> LensOutput:
+    """Rebuild a ``LensOutput`` for ``examples`` from an evaluation folder's ``readouts.jsonl``."""
+    by_id: dict[str, list[LayerReadout]] = {}
+    for line in (out_dir / "readouts.jsonl").read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        by_id.setdefault(record["id"], []).append(LayerReadout(record["layer"], record["output"], []))
+    rows = [ExampleReadouts(e.formula, sorted(by_id[e.id], key=lambda r: r.layer)) for e in examples if e.id in by_id]
+    return LensOutput(model, num_layers, rows)
 
 
 def analysis_tables(analysis: LogicAnalysis) -> list[Table]:
@@ -75,11 +70,15 @@ def run_demo(out_dir: Path, count: int = 300, batch_size: int = 64, console: Con
     lens = DecoderLens.from_pretrained(str(path), device="cpu")
     lens.name = "decoderlens/logic-model" if model_path is None else str(path)
     examples = held_out_examples(count)
-    output = lens.generate([e.formula for e in examples], "all", max_new_tokens=16, batch_size=batch_size,
-                           progress=True)
-    analysis = analyze(examples, output)
-    write_results(out_dir, examples, output, analysis)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = out_dir / "heldout.jsonl"
+    write_jsonl(examples, data)
+    settings = EvalSettings(model=lens.name, data=DataSource(str(data), input_field="formula", target_field="target"),
+                            task="logic", max_new_tokens=16, batch_size=batch_size, chunk_size=max(batch_size, 256))
+    evaluate(settings, out_dir, lens=lens)
+    analysis = analyze(examples, readouts_from_folder(out_dir, examples, lens.name, lens.num_layers))
+    atomic_write_text(out_dir / "logic_analysis.json", json.dumps(asdict(analysis), indent=2))
     for table in analysis_tables(analysis):
         console.print(table)
-    console.print(f"results written to {out_dir}/ (readouts.jsonl, summary.json, summary.csv)")
+    console.print(f"results written to {out_dir}/ (readouts.jsonl, summary.json, summary.csv, logic_analysis.json)")
     return analysis
