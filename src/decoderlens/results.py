@@ -20,6 +20,9 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
     os.replace(tmp, path)
 
 
@@ -119,6 +122,20 @@ class LensOutput(_ResultSet[ExampleReadouts]):
             ExampleReadouts(ex["input"], [LayerReadout(**r) for r in ex["readouts"]]) for ex in data["examples"]
         ]
         return cls(data["model"], data["num_encoder_layers"], examples, data.get("settings", {}))
+
+    def _repr_html_(self) -> str:
+        """Notebook display: a static table of readouts."""
+        from decoderlens.presentation.report import static_table_html
+
+        return static_table_html(self)
+
+    def __rich__(self) -> Any:
+        """Terminal display through rich: one table per input."""
+        from rich.console import Group
+
+        from decoderlens.presentation.tables import readout_tables
+
+        return Group(*readout_tables(self))
 
     def to_records(self) -> list[dict[str, Any]]:
         """One flat record per (example, layer)."""

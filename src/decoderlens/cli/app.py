@@ -6,6 +6,7 @@ import typer
 
 from decoderlens.cli.eval import eval_command
 from decoderlens.cli.logic import demo, logic_app
+from decoderlens.cli.report import plot, report
 from decoderlens.cli.run import run
 from decoderlens.cli.score import score
 
@@ -18,6 +19,8 @@ app = typer.Typer(
 app.command("run")(run)
 app.command("score")(score)
 app.command("eval")(eval_command)
+app.command("report")(report)
+app.command("plot")(plot)
 app.command("demo")(demo)
 app.add_typer(logic_app, name="logic")
 

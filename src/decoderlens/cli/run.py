@@ -63,6 +63,7 @@ def run(
     truncate: Annotated[bool, typer.Option("--truncate", help="Truncate over-long inputs.")] = False,
     fmt: FormatOpt = FormatChoice.table,
     output: OutputOpt = None,
+    html: Annotated[Path | None, typer.Option("--html", help="Also write an HTML view to this file.")] = None,
 ) -> None:
     """Read out every encoder layer of MODEL for the given inputs."""
     with friendly_errors():
@@ -72,6 +73,10 @@ def run(
                                final_norm=final_norm.value, tgt_lang=tgt_lang, language=language, task=task,
                                batch_size=batch_size, max_rows=max_rows, truncation=truncate,
                                progress=len(items) > batch_size)
+        if html is not None:
+            from decoderlens.presentation.report import write_lens_output_html
+
+            write_lens_output_html(result, html)
         if fmt is FormatChoice.table and output is not None:
             emit(result.to_json(), output)
             return

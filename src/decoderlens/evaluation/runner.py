@@ -125,18 +125,21 @@ def _records_for(lens: Any, rows: list[EvalRow], layers: list[int], settings: Ev
                         num_beams=settings.num_beams, batch_size=settings.batch_size,
                         final_norm=settings.final_norm, tgt_lang=settings.tgt_lang, language=settings.language,
                         task=settings.task_token)
-    logprobs: list[dict[int, float]] = [{} for _ in rows]
+    scored: list[dict[int, Any]] = [{} for _ in rows]
     if settings.score:
         scores = lens.score([r.input for r in rows], [r.reference for r in rows], layers,
                             batch_size=settings.batch_size, final_norm=settings.final_norm, tgt_lang=settings.tgt_lang)
-        logprobs = [{ls.layer: ls.logprob for ls in ex.layers} for ex in scores]
+        scored = [{ls.layer: ls for ls in ex.layers} for ex in scores]
     records = []
     for index, (row, example) in enumerate(zip(rows, out, strict=True)):
         for readout in example.readouts:
             record = {"id": row.id, "layer": readout.layer, "input": describe(row.input, index),
                       "output": readout.text, "reference": row.reference}
             if settings.score:
-                record["logprob"] = logprobs[index][readout.layer]
+                layer_score = scored[index][readout.layer]
+                record["logprob"] = layer_score.logprob
+                record["target_tokens"] = [t.token for t in layer_score.tokens]
+                record["token_logprobs"] = [round(t.logprob, 4) for t in layer_score.tokens]
             records.append(record)
     return records
 

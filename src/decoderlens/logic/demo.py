@@ -19,6 +19,7 @@ from decoderlens.evaluation.runner import EvalSettings, evaluate
 from decoderlens.logic import shipped_model_path
 from decoderlens.logic.analysis import LogicAnalysis, analyze
 from decoderlens.logic.data import SPLITS, LogicExample, generate_examples, write_jsonl
+from decoderlens.presentation.report import write_report
 from decoderlens.results import ExampleReadouts, LayerReadout, LensOutput, atomic_write_text
 
 
@@ -78,7 +79,9 @@ def run_demo(out_dir: Path, count: int = 300, batch_size: int = 64, console: Con
     evaluate(settings, out_dir, lens=lens)
     analysis = analyze(examples, readouts_from_folder(out_dir, examples, lens.name, lens.num_layers))
     atomic_write_text(out_dir / "logic_analysis.json", json.dumps(asdict(analysis), indent=2))
+    write_report(out_dir)
     for table in analysis_tables(analysis):
         console.print(table)
-    console.print(f"results written to {out_dir}/ (readouts.jsonl, summary.json, summary.csv, logic_analysis.json)")
+    console.print(f"results written to {out_dir}/ (readouts.jsonl, summary.json, summary.csv, logic_analysis.json, "
+                  "report.html)")
     return analysis

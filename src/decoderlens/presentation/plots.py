@@ -1,0 +1,82 @@
+"""Paper-ready static figures (matplotlib): metric curves with confidence bands, score heatmaps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from decoderlens.errors import InputError
+from decoderlens.presentation.report import build_payload, read_eval_folder
+
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00"]
+"""Okabe-Ito colours: distinguishable with the common colour-vision deficiencies."""
+FORMATS = ("png", "svg", "pdf")
+
+
+def _style() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({
+        "font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "axes.spines.top": False,
+        "axes.spines.right": False, "axes.grid": True, "grid.color": "#e3e7ee", "grid.linewidth": 0.8,
+        "legend.frameon": False, "figure.dpi": 150, "savefig.bbox": "tight",
+    })
+    return plt
+
+
+def plot_curves(summary: dict[str, Any], target: Path) -> Path:
+    """One panel per metric: value per encoder layer with its 95% bootstrap band."""
+    plt = _style()
+    rows = summary.get("layers", [])
+    names = [k for k, v in (rows[0] if rows else {}).items() if isinstance(v, dict)]
+    if not names:
+        raise InputError("the summary has no metrics to plot: run `decoderlens eval` first")
+    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 2.6), squeeze=False)
+    layers = [r["layer"] for r in rows]
+    for index, (name, ax) in enumerate(zip(names, axes[0], strict=True)):
+        color = PALETTE[index % len(PALETTE)]
+        ax.fill_between(layers, [r[name]["low"] for r in rows], [r[name]["high"] for r in rows], color=color,
+                        alpha=0.18, linewidth=0)
+        ax.plot(layers, [r[name]["value"] for r in rows], color=color, marker="o", markersize=3, linewidth=1.6)
+        ax.set_title(name)
+        ax.set_xlabel("encoder layer")
+    fig.tight_layout()
+    fig.savefig(target)
+    plt.close(fig)
+    return target
+
+
+def plot_heatmap(example: dict[str, Any], target: Path) -> Path:
+    """Layer x reference token log-probabilities of one example."""
+    plt = _style()
+    import numpy as np
+
+    values = np.array(example["token_logprobs"])
+    fig, ax = plt.subplots(figsize=(max(3.0, 0.45 * values.shape[1] + 1.5), max(2.2, 0.28 * values.shape[0] + 1)))
+    image = ax.imshow(values, aspect="auto", cmap="viridis", vmax=0.0, origin="lower")
+    ax.set_xticks(range(values.shape[1]), example["target_tokens"], rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(values.shape[0]), example["layers"], fontsize=8)
+    ax.set_ylabel("encoder layer")
+    ax.grid(False)
+    fig.colorbar(image, ax=ax, label="log-prob")
+    fig.tight_layout()
+    fig.savefig(target)
+    plt.close(fig)
+    return target
+
+
+def write_plots(folder: Path, fmt: str = "png", out: Path | None = None, max_heatmaps: int = 3) -> list[Path]:
+    """Metric curves and (when scores were recorded) a few heatmaps of an evaluation folder."""
+    if fmt not in FORMATS:
+        raise InputError(f"unknown figure format {fmt!r}: use one of {', '.join(FORMATS)}")
+    records, summary = read_eval_folder(folder)
+    out = out or folder / "figures"
+    out.mkdir(parents=True, exist_ok=True)
+    written = [plot_curves(summary, out / f"metrics.{fmt}")]
+    payload = build_payload(records, summary, "")
+    scored = [ex for ex in payload["examples"] if "token_logprobs" in ex][:max_heatmaps]
+    written += [plot_heatmap(ex, out / f"heatmap_{ex['id']}.{fmt}") for ex in scored]
+    return written
