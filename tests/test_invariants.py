@@ -25,20 +25,22 @@ def _cut(sequence: list[int], prompt: list[int], eos: set[int]) -> list[int]:
 
 
 def ordinary_generate(lens: DecoderLens, items: list[Any], family: str, num_beams: int = 1,
-                      **kwargs: Any) -> list[list[int]]:
+                      max_new_tokens_override: int | None = None, **kwargs: Any) -> list[list[int]]:
     """Plain ``model.generate`` on the raw inputs, the way a user would call it.
 
     Encoders whose front end is padding-sensitive get each input on its own, as DecoderLens reads them.
     """
     if lens.adapter.spec.padding_sensitive and len(items) > 1:
-        return [ordinary_generate(lens, [item], family, num_beams, **kwargs)[0] for item in items]
-    plan = plan_decoding(lens.model, lens.adapter.spec, lens.processor, max_new_tokens=MAX_NEW,
+        return [ordinary_generate(lens, [item], family, num_beams, max_new_tokens_override, **kwargs)[0]
+                for item in items]
+    max_new = max_new_tokens_override or MAX_NEW
+    plan = plan_decoding(lens.model, lens.adapter.spec, lens.processor, max_new_tokens=max_new,
                          **generation_options(family))
     batch = lens._prepare(items)
     extra = {"forced_bos_token_id": plan.generate_kwargs["forced_bos_token_id"]} \
         if "forced_bos_token_id" in plan.generate_kwargs else {}
     with torch.no_grad():
-        out = lens.model.generate(**batch, max_new_tokens=MAX_NEW, do_sample=False, num_beams=num_beams, **extra,
+        out = lens.model.generate(**batch, max_new_tokens=max_new, do_sample=False, num_beams=num_beams, **extra,
                                   **kwargs)
     sequences = [_cut(seq, plan.prompt, plan.eos_token_ids) for seq in out.tolist()]
     if lens.adapter.spec.speech_prompt:  # Whisper's own generate drops EOS and pads finished rows
@@ -56,7 +58,8 @@ def _rstrip(sequence: list[int], value: int) -> list[int]:
 
 def readout_ids(lens: DecoderLens, items: list[Any], family: str, layers: Any = "all", **kw: Any) -> list[
         dict[int, list[int]]]:
-    out = lens.generate(items, layers, max_new_tokens=MAX_NEW, **generation_options(family), **kw)
+    kw.setdefault("max_new_tokens", MAX_NEW)
+    out = lens.generate(items, layers, **generation_options(family), **kw)
     return [{r.layer: r.token_ids for r in ex.readouts} for ex in out]
 
 
@@ -135,3 +138,29 @@ def test_top_layer_scores_equal_forward_pass(family: str) -> None:
         for token in top.tokens:
             assert token.rank >= 0 and token.entropy >= 0 and len(token.top_k) == 3
         assert len({round(ls.logprob, 4) for ls in example.layers}) > 1
+
+
+def test_round_decoding_drops_finished_rows_without_changing_tokens(family: str) -> None:
+    lens = lens_for(family)
+    items = sample_inputs(family)
+    one_call = readout_ids(lens, items, family, first_round=None, max_new_tokens=12)
+    rounds = readout_ids(lens, items, family, first_round=2, max_new_tokens=12)
+    assert rounds == one_call
+    lengths = {len(ids) for per_layer in one_call for ids in per_layer.values()}
+    if family == "whisper":  # rows must end at different steps for this test to mean anything
+        assert min(lengths) < 12 and max(lengths) == 12
+
+
+def test_round_decoding_keeps_forced_eos_for_the_last_round() -> None:
+    lens = lens_for("bart")
+    items = sample_inputs("bart")
+    config = lens.model.generation_config
+    config.forced_eos_token_id = 1
+    try:
+        one_call = readout_ids(lens, items, "bart", first_round=None, max_new_tokens=9)
+        rounds = readout_ids(lens, items, "bart", first_round=2, max_new_tokens=9)
+        expected = ordinary_generate(lens, items, "bart", max_new_tokens_override=9)
+    finally:
+        config.forced_eos_token_id = None
+    assert rounds == one_call
+    assert [r[lens.num_layers] for r in rounds] == expected

@@ -45,6 +45,10 @@ class ArchitectureSpec:
     padding_sensitive: bool = False
     """Whether padding changes the encoder's output (convolutional front ends): inputs are then
     encoded one at a time and only the encoder states are padded, under a mask."""
+    round_decoding: bool = True
+    """Whether greedy decoding may continue unfinished rows from their tokens so far (token-identical).
+    Not for decoders that treat a multi-token prefix differently from step-by-step decoding (FSMT,
+    ProphetNet's n-gram stream) or whose expert routing depends on how many tokens arrive at once (MoE)."""
     feature_padding: str = "longest"
     """How the feature extractor pads a batch of audio (Whisper needs its fixed 30 s window)."""
 
@@ -63,12 +67,12 @@ ARCHITECTURES: dict[str, ArchitectureSpec] = {
         _text("mt5", "block", "final_layer_norm"),
         _text("umt5", "block", "final_layer_norm"),
         _text("longt5", "block", "final_layer_norm"),
-        _text("switch_transformers", "block", "final_layer_norm"),
+        _text("switch_transformers", "block", "final_layer_norm", round_decoding=False),
         _text("bart", "layers", None),
         _text("mbart", "layers", "layer_norm", target_language="optional"),
         _text("marian", "layers", None),
         _text("m2m_100", "layers", "layer_norm", target_language="required"),
-        _text("nllb-moe", "layers", "layer_norm", target_language="required"),
+        _text("nllb-moe", "layers", "layer_norm", target_language="required", round_decoding=False),
         _text("pegasus", "layers", "layer_norm"),
         _text("pegasus_x", "layers", "layer_norm"),
         _text("led", "layers", None),
@@ -77,8 +81,8 @@ ARCHITECTURES: dict[str, ArchitectureSpec] = {
         _text("plbart", "layers", None),
         _text("mvp", "layers", None),
         _text("bigbird_pegasus", "layers", "layernorm_embedding"),
-        _text("fsmt", "layers", None),
-        _text("prophetnet", "layers", None),
+        _text("fsmt", "layers", None, round_decoding=False),
+        _text("prophetnet", "layers", None, round_decoding=False),
         ArchitectureSpec(
             "encoder-decoder", "text", None,
             inner_encoders={"bert": _BERT_LIKE, "roberta": _BERT_LIKE, "electra": _BERT_LIKE,

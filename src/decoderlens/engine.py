@@ -11,7 +11,7 @@ from transformers import PreTrainedModel
 
 from decoderlens.adapter import EncodedBatch, FinalNorm, ModelAdapter
 from decoderlens.errors import InputError
-from decoderlens.generation import DecodingPlan, decoder_start_id, plan_decoding, run_generate, strip_output
+from decoderlens.generation import DecodingPlan, decode_rows, decoder_start_id, plan_decoding, strip_output
 from decoderlens.inputs import InputPreparer, describe, get_tokenizer
 from decoderlens.layers import LayerSpec, select_layers
 from decoderlens.loading import load_model_and_processor
@@ -110,16 +110,20 @@ class DecoderLens:
         task: str | None = None,
         truncation: bool = False,
         progress: bool = False,
+        first_round: int | None = 16,
         **generate_kwargs: Any,
     ) -> LensOutput:
         """Generate from every selected encoder layer (0 = embeddings .. L = final) for every input.
 
         The encoder runs once per batch; selected layers are stacked along the batch dimension and
-        decoded together, in as many ``generate`` calls as the ``max_rows`` budget requires.
+        decoded together, in as many ``generate`` calls as the ``max_rows`` budget requires. Greedy
+        decoding runs in rounds (``first_round`` new tokens, then twice as many, ...) that continue only
+        unfinished rows; ``first_round=None`` decodes each stack in one ``generate`` call.
         """
         items = self._check_items(inputs)
         chosen = select_layers(layers, self.num_layers)
-        plan = plan_decoding(self.model, self.adapter.spec, self.processor, max_new_tokens=max_new_tokens,
+        plan = plan_decoding(self.model, self.adapter.spec, self.processor, first_round=first_round,
+                             max_new_tokens=max_new_tokens,
                              num_beams=num_beams, tgt_lang=tgt_lang, language=language, task=task,
                              **generate_kwargs)
         per_example: list[list[LayerReadout]] = [[] for _ in items]
@@ -144,7 +148,7 @@ class DecoderLens:
         result: list[list[LayerReadout]] = [[] for _ in range(size)]
         for group in layer_chunks(layers, size, max_rows):
             states, mask = self._stack(encoded, group, final_norm)
-            sequences = run_generate(self.model, plan, encoded.as_encoder_outputs(states), mask).tolist()
+            sequences = decode_rows(self.model, plan, states, mask, encoded.as_encoder_outputs)
             for row, sequence in enumerate(sequences):
                 layer, example = group[row // size], row % size
                 ids = strip_output(sequence, plan)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,9 @@ class DecodingPlan:
     eos_token_ids: set[int] = field(default_factory=set)
     bypass_model_generate: bool = False
     """Call the generic ``GenerationMixin.generate`` instead of a model's own override."""
+    first_round: int | None = 16
+    """Greedy decoding runs in rounds of 16, 32, 64, ... new tokens and continues only unfinished rows,
+    so that rows that stopped no longer cost compute; ``None`` decodes in one ``generate`` call."""
 
 
 def decoder_start_id(model: PreTrainedModel) -> int:
@@ -94,6 +98,7 @@ def plan_decoding(
     spec: ArchitectureSpec,
     processor: Any,
     *,
+    first_round: int | None = 16,
     max_new_tokens: int | None = None,
     num_beams: int = 1,
     tgt_lang: str | None = None,
@@ -119,21 +124,76 @@ def plan_decoding(
             f"this multilingual {spec.model_type} model needs a target language: pass tgt_lang='fra_Latn' "
             "(--tgt-lang fra_Latn) or another language code of its tokenizer"
         )
-    return DecodingPlan(prompt, kwargs, _eos_ids(model), bypass_model_generate=spec.speech_prompt)
+    return DecodingPlan(prompt, kwargs, _eos_ids(model), bypass_model_generate=spec.speech_prompt,
+                        first_round=first_round if spec.round_decoding else None)
 
 
 def run_generate(
-    model: PreTrainedModel, plan: DecodingPlan, encoder_outputs: ModelOutput, mask: torch.Tensor | None
+    model: PreTrainedModel, plan: DecodingPlan, encoder_outputs: ModelOutput, mask: torch.Tensor | None,
+    prefix: torch.Tensor | None = None, **overrides: Any,
 ) -> torch.Tensor:
-    """One ``generate`` call over stacked encoder states; returns sequences including the prompt."""
+    """One ``generate`` call over stacked encoder states; returns sequences including the prompt/prefix."""
     encoder_states: torch.Tensor = encoder_outputs["last_hidden_state"]
     rows = encoder_states.shape[0]
-    prompt = torch.tensor([plan.prompt], device=encoder_states.device).repeat(rows, 1)
-    kwargs = dict(plan.generate_kwargs)
+    if prefix is None:
+        prefix = torch.tensor([plan.prompt], device=encoder_states.device).repeat(rows, 1)
+    kwargs = {**plan.generate_kwargs, **overrides}
     if mask is not None:
         kwargs["attention_mask"] = mask
     generate: Any = GenerationMixin.generate if plan.bypass_model_generate else type(model).generate  # type: ignore[attr-defined]
-    return generate(model, encoder_outputs=encoder_outputs, decoder_input_ids=prompt, **kwargs)  # type: ignore[no-any-return]
+    return generate(model, encoder_outputs=encoder_outputs, decoder_input_ids=prefix, **kwargs)  # type: ignore[no-any-return]
+
+
+def rounds_apply(model: PreTrainedModel, plan: DecodingPlan) -> bool:
+    """Round-based decoding is token-identical for greedy search without per-call length rules."""
+    kwargs = plan.generate_kwargs
+    config = model.generation_config
+    return (plan.first_round is not None and kwargs.get("num_beams", 1) == 1 and not kwargs.get("do_sample")
+            and kwargs["max_new_tokens"] > plan.first_round and config.min_new_tokens is None
+            and kwargs.get("min_new_tokens") is None)
+
+
+def decode_rows(
+    model: PreTrainedModel, plan: DecodingPlan, states: torch.Tensor, mask: torch.Tensor | None,
+    make_outputs: Callable[[torch.Tensor], ModelOutput],
+) -> list[list[int]]:
+    """Decode stacked rows; greedy decoding drops finished rows between rounds of growing length.
+
+    A continued row gets its tokens so far as decoder prefix, so every logits processor that looks at the
+    sequence sees the same history. Rules tied to one call's start or end are kept where they belong:
+    begin-suppression and the forced first token only in the first round, the forced end-of-sequence token
+    only in the last.
+    """
+    if not rounds_apply(model, plan):
+        return run_generate(model, plan, make_outputs(states), mask).tolist()  # type: ignore[no-any-return]
+    total = int(plan.generate_kwargs["max_new_tokens"])
+    device = states.device
+    active = list(range(states.shape[0]))
+    prefixes = {row: list(plan.prompt) for row in active}
+    finished: dict[int, list[int]] = {}
+    generated, step = 0, int(plan.first_round or total)
+    while active and generated < total:
+        step = min(step, total - generated)
+        overrides: dict[str, Any] = {"max_new_tokens": step}
+        if generated + step < total:
+            overrides["forced_eos_token_id"] = None
+        if generated:
+            overrides.update(begin_suppress_tokens=None, forced_bos_token_id=None)
+        index = torch.tensor(active, device=device)
+        prefix = torch.tensor([prefixes[row] for row in active], device=device)
+        out = run_generate(model, plan, make_outputs(states.index_select(0, index)),
+                           None if mask is None else mask.index_select(0, index), prefix, **overrides).tolist()
+        still = []
+        for row, sequence in zip(active, out, strict=True):
+            new = sequence[prefix.shape[1]:]
+            if any(token in plan.eos_token_ids for token in new) or len(new) < step:
+                finished[row] = sequence
+            else:
+                prefixes[row] = sequence
+                still.append(row)
+        active, generated, step = still, generated + step, step * 2
+    finished.update({row: prefixes[row] for row in active})
+    return [finished[row] for row in range(states.shape[0])]
 
 
 def strip_output(sequence: list[int], plan: DecodingPlan) -> list[int]:
