@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -16,6 +17,7 @@ from tqdm.auto import tqdm
 from decoderlens.errors import InputError
 from decoderlens.evaluation.bootstrap import bootstrap
 from decoderlens.evaluation.data import DataSource, EvalRow, load_rows
+from decoderlens.evaluation.distributed import process_info, shard_file_name
 from decoderlens.evaluation.metrics import TASK_PRESETS, Metric, get_metric, get_normalizer, mean_metric
 from decoderlens.inputs import describe
 from decoderlens.layers import select_layers
@@ -210,12 +212,38 @@ def write_summary(out_dir: Path, summary: dict[str, Any]) -> None:
     atomic_write_text(out_dir / "summary.csv", "\n".join(lines) + "\n")
 
 
+def merge_shards(out_dir: Path, rows: list[EvalRow], layers: list[int], world: int) -> list[dict[str, Any]]:
+    """Fold every process's shard into ``readouts.jsonl`` in data order; returns all records."""
+    path = out_dir / READOUTS
+    records = read_done(path, layers)
+    shards = [out_dir / shard_file_name(rank, world) for rank in range(world)]
+    for shard in shards:
+        records += read_done(shard, layers)
+    position = {row.id: index for index, row in enumerate(rows)}
+    records.sort(key=lambda r: (position.get(r["id"], len(position)), layers.index(r["layer"])))
+    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    for shard in shards:
+        shard.unlink(missing_ok=True)
+    return records
+
+
 def evaluate(settings: EvalSettings, out_dir: Path, lens: Any = None, progress: bool = True,
              on_chunk: Callable[[int], None] | None = None) -> EvalReport:
-    """Run (or resume) an evaluation into ``out_dir``; returns the summary and the skipped rows."""
+    """Run (or resume) an evaluation into ``out_dir``; returns the summary and the skipped rows.
+
+    Under ``accelerate launch`` (several processes), each process evaluates its share of the rows into its
+    own shard; the main process merges them in data order and writes the summary.
+    """
     settings.metric_objects()  # validate names before any heavy work
+    proc = process_info()
+    if proc.world > 1:
+        print(f"decoderlens eval: process {proc.rank} of {proc.world} on {proc.device}", file=sys.stderr, flush=True)
     out_dir.mkdir(parents=True, exist_ok=True)
-    check_run_folder(out_dir, settings)
+    if proc.is_main:
+        check_run_folder(out_dir, settings)
+    proc.barrier()
+    if not proc.is_main:
+        check_run_folder(out_dir, settings)
     loaded = load_rows(settings.data)
     skipped = list(loaded.problems)
     if skipped and settings.on_error == "fail":
@@ -225,14 +253,17 @@ def evaluate(settings: EvalSettings, out_dir: Path, lens: Any = None, progress: 
     if lens is None:
         from decoderlens.engine import DecoderLens
 
-        lens = DecoderLens.from_pretrained(settings.model, device=settings.device, dtype=settings.dtype)
+        device = proc.device if proc.world > 1 and settings.device == "auto" else settings.device
+        lens = DecoderLens.from_pretrained(settings.model, device=device or "auto", dtype=settings.dtype)
     layers = sorted(set(select_layers(settings.layers, lens.num_layers)) | {lens.num_layers})
-    path = out_dir / READOUTS
+    merged = read_done(out_dir / READOUTS, layers) if proc.world > 1 else []
+    path = out_dir / (shard_file_name(proc.rank, proc.world) if proc.world > 1 else READOUTS)
     done = read_done(path, layers)
-    done_ids = {r["id"] for r in done}
-    todo = [row for row in loaded.rows if row.id not in done_ids]
-    with tqdm(total=len(loaded.rows), initial=len(loaded.rows) - len(todo), desc="eval", unit="ex",
-              disable=not progress, dynamic_ncols=True) as bar:
+    done_ids = {r["id"] for r in done} | {r["id"] for r in merged}
+    mine = loaded.rows[proc.rank :: proc.world]
+    todo = [row for row in mine if row.id not in done_ids]
+    with tqdm(total=len(mine), initial=len(mine) - len(todo), desc=f"eval[{proc.rank}]" if proc.world > 1 else "eval",
+              unit="ex", disable=not progress or not proc.is_main, dynamic_ncols=True) as bar:
         for number, start in enumerate(range(0, len(todo), settings.chunk_size)):
             chunk = todo[start : start + settings.chunk_size]
             records = _safe_records(lens, chunk, layers, settings, skipped)
@@ -241,7 +272,16 @@ def evaluate(settings: EvalSettings, out_dir: Path, lens: Any = None, progress: 
             bar.update(len(chunk))
             if on_chunk is not None:
                 on_chunk(number)
+    if proc.world > 1:
+        proc.barrier()
+        if not proc.is_main:
+            proc.barrier()  # wait for the merge, so that every process returns the same summary
+            summary = json.loads((out_dir / "summary.json").read_text(encoding="utf-8"))
+            return EvalReport(summary, skipped, len(todo))
+        done = merge_shards(out_dir, loaded.rows, layers, proc.world)
     summary = summarize(done, settings, lens.num_layers)
     summary["skipped"] = skipped
     write_summary(out_dir, summary)
+    if proc.world > 1:
+        proc.barrier()
     return EvalReport(summary, skipped, len(todo))

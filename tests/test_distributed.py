@@ -1,0 +1,38 @@
+"""Data-parallel evaluation (2 CPU processes over gloo, accelerate state) equals a single-process run exactly."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from decoderlens.testing import sample_texts, tiny_model, tiny_processor
+
+
+@pytest.mark.slow
+def test_two_process_eval_equals_single_process(tmp_path: Path) -> None:
+    model_dir = tmp_path / "model"
+    tiny_model("bart").save_pretrained(model_dir)
+    tiny_processor("bart").save_pretrained(model_dir)
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps({"id": f"r{i}", "input": t, "target": t.split()[0]}) + "\n"
+                            for i, t in enumerate(sample_texts(11, seed=6))))
+    args = ["-m", "decoderlens", "eval", str(model_dir), str(data), "--max-new-tokens", "5", "--device", "cpu",
+            "--metric", "accuracy", "--metric", "chrf"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    env.pop("WORLD_SIZE", None)
+    single = subprocess.run([sys.executable, *args, "--out", str(tmp_path / "single")], capture_output=True,
+                            text=True, env=env, timeout=300)
+    assert single.returncode == 0, single.stderr
+    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29731",
+              *args, "--out", str(tmp_path / "multi")]
+    multi = subprocess.run(launch, capture_output=True, text=True, env=env, timeout=600)
+    assert multi.returncode == 0, multi.stderr[-3000:]
+    assert "process 0 of 2" in multi.stderr and "process 1 of 2" in multi.stderr
+    for name in ("readouts.jsonl", "summary.json", "summary.csv", "run.json"):
+        assert (tmp_path / "multi" / name).read_bytes() == (tmp_path / "single" / name).read_bytes(), name
+    assert not list((tmp_path / "multi").glob("readouts.rank*"))  # shards were merged and removed
