@@ -118,6 +118,29 @@ def test_training_checkpoints_resume_and_export(tmp_path: Path) -> None:
     assert json.loads((final / "training_config.json").read_text())["steps"] == 5
 
 
+def test_mixed_size_batches_and_warm_start(tmp_path: Path) -> None:
+    import torch
+
+    from decoderlens.logic.model import ModelShape
+    from decoderlens.logic.train import TrainConfig, train, training_batch
+
+    banded = TrainConfig(curriculum_steps=0)
+    sizes = [e.size for e in training_batch(5, banded)]
+    assert max(sizes) - min(sizes) <= banded.size_band
+    mixed = TrainConfig(size_band=0, curriculum_steps=0, batch_size=256)
+    assert max(e.size for e in training_batch(5, mixed)) - min(e.size for e in training_batch(5, mixed)) > 20
+    shape = ModelShape(d_model=32, num_layers=2, num_heads=2, d_ff=64)
+    first = TrainConfig(max_steps=2, eval_every=2, checkpoint_every=2, eval_examples=4, warmup_steps=1, shape=shape)
+    validation = generate_examples(4, seed=9)
+    train(tmp_path / "a", first, validation)
+    second = TrainConfig(max_steps=1, eval_every=1, checkpoint_every=1, eval_examples=4, warmup_steps=1, shape=shape,
+                         learning_rate=0.0, init_from=str(tmp_path / "a" / "checkpoint.pt"))
+    train(tmp_path / "b", second, validation)
+    before = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)["model"]
+    after = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)["model"]
+    assert all(torch.allclose(before[k], after[k]) for k in before)  # warm start, and lr 0 keeps the weights
+
+
 def test_shipped_model_loads_offline_and_solves_held_out_formulas() -> None:
     path = shipped_model_path()
     assert (path / "model.safetensors").is_file() and (path / "README.md").is_file()

@@ -34,6 +34,9 @@ class TrainConfig:
     curriculum_start_size: int = 6
     curriculum_steps: int = 5_000
     size_band: int = 2
+    """Batches hold sizes within this band of a random top size (0: sizes uniform over the whole range)."""
+    init_from: str | None = None
+    """Start a fresh run (new schedule) from the weights of this checkpoint."""
     eval_every: int = 500
     eval_examples: int = 500
     checkpoint_every: int = 250
@@ -58,6 +61,8 @@ def curriculum_max_size(step: int, cfg: TrainConfig) -> int:
 def training_batch(step: int, cfg: TrainConfig) -> list[LogicExample]:
     """A deterministic batch for ``step``: sizes in a narrow band so that padding stays small."""
     rng = random.Random(cfg.seed * 1_000_003 + step)
+    if cfg.size_band == 0:
+        return generate_examples(cfg.batch_size, seed=rng.getrandbits(32), max_size=curriculum_max_size(step, cfg))
     top = rng.randint(1, curriculum_max_size(step, cfg))
     low = max(1, top - cfg.size_band)
     return generate_examples(cfg.batch_size, seed=rng.getrandbits(32), max_size=top, min_size=low)
@@ -105,6 +110,8 @@ def train(out_dir: Path, cfg: TrainConfig, validation: list[LogicExample]) -> Pa
     ckpt_path = out_dir / "checkpoint.pt"
     log_path = out_dir / "train_log.jsonl"
     step, elapsed = 0, 0.0
+    if not ckpt_path.exists() and cfg.init_from:
+        model.load_state_dict(torch.load(cfg.init_from, weights_only=False)["model"])
     if ckpt_path.exists():
         state = torch.load(ckpt_path, weights_only=False)
         model.load_state_dict(state["model"])
