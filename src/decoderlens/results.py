@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, Generic, Protocol, Self, TypeVar
 
 E = TypeVar("E")
 
@@ -24,6 +24,21 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
     os.replace(tmp, path)
+
+
+class _HasLayer(Protocol):
+    layer: int
+
+
+L = TypeVar("L", bound=_HasLayer)
+
+
+def _by_layer(items: list[L], layer: int) -> L:
+    """The item of ``layer`` in a per-layer list."""
+    for item in items:
+        if item.layer == layer:
+            return item
+    raise KeyError(f"layer {layer} was not selected (layers: {[i.layer for i in items]})")
 
 
 @dataclass
@@ -49,10 +64,7 @@ class ExampleReadouts:
 
     def layer(self, layer: int) -> LayerReadout:
         """The readout of ``layer``; raises ``KeyError`` if it was not selected."""
-        for readout in self.readouts:
-            if readout.layer == layer:
-                return readout
-        raise KeyError(f"layer {layer} was not read out (layers: {[r.layer for r in self.readouts]})")
+        return _by_layer(self.readouts, layer)
 
 
 class _ResultSet(Generic[E]):
@@ -182,11 +194,8 @@ class ExampleScores:
     layers: list[LayerScore]
 
     def layer(self, layer: int) -> LayerScore:
-        """The scores of ``layer``."""
-        for score in self.layers:
-            if score.layer == layer:
-                return score
-        raise KeyError(f"layer {layer} was not scored")
+        """The scores of ``layer``; raises ``KeyError`` if it was not selected."""
+        return _by_layer(self.layers, layer)
 
 
 @dataclass
