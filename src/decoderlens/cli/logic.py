@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -73,6 +74,7 @@ def export(
     half: Annotated[bool, typer.Option("--half", help="Store float16 weights (half the size).")] = False,
     card_examples: Annotated[int, typer.Option("--card-examples", help="Held-out formulas measured for the "
                                                "model card (0: no card).")] = 2000,
+    notes: Annotated[str | None, typer.Option("--notes", help="Training history for the model card.")] = None,
 ) -> None:
     """Export a training checkpoint as a model folder that `decoderlens run` reads, with a model card."""
     from decoderlens.logic.card import write_model_card
@@ -80,6 +82,9 @@ def export(
     from decoderlens.logic.train import export_checkpoint
 
     folder = export_checkpoint(checkpoint, target, half=half)
+    if notes:
+        config_path = folder / "training_config.json"
+        config_path.write_text(json.dumps({**json.loads(config_path.read_text()), "notes": notes}, indent=2))
     if card_examples:
         analysis = run_demo(target / "analysis", card_examples, model_path=folder)
         write_model_card(folder, analysis, card_examples)

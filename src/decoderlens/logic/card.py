@@ -47,7 +47,7 @@ dropout {shape.get("dropout")}; word-level tokenizer over `<pad> </s> <unk> a b 
   over {training.get("curriculum_steps")} steps;
 - seed {training.get("seed")}; {float(training.get("minutes", 0.0)):.0f} minutes on 2 CPU cores
   (`decoderlens logic train`; the run resumes from its checkpoint).
-
+{"" if not training.get("notes") else chr(10) + "History: " + str(training["notes"]) + chr(10)}
 ## Results (greedy decoding, {num_examples} held-out test formulas)
 | encoder layer read | parses | semantically correct | exact match |
 |---|---|---|---|
