@@ -196,3 +196,21 @@ def test_eval_cli_end_to_end(tmp_path: Path) -> None:
     assert "token_f1" in proc.stdout
     proc = subprocess.run([*cmd[:-1], "7"], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 2 and "other settings" in proc.stderr
+
+
+def test_saved_datasets_folder_and_audio_manifest(tmp_path: Path) -> None:
+    import datasets
+    import soundfile as sf
+
+    rows = [{"question": f"w{i} w{i + 1}", "answer": {"value": f"w{i}"}, "id": f"q{i}"} for i in range(4)]
+    datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)}).save_to_disk(str(tmp_path / "ds"))
+    loaded = load_rows(DataSource(str(tmp_path / "ds"), input_field="question", target_field="answer.value"))
+    assert [(r.id, r.input, r.reference) for r in loaded.rows][:2] == [("q0", "w0 w1", "w0"), ("q1", "w1 w2", "w1")]
+    audio = tmp_path / "clips"
+    audio.mkdir()
+    for i, wave in enumerate(sample_waveforms(2, seed=4)):
+        sf.write(audio / f"c{i}.flac", wave, 16000)
+    (audio / "metadata.csv").write_text("file_name,transcription\nc0.flac,w1 w2\nc1.flac,w3\nmissing.flac,\n")
+    manifest = load_rows(DataSource(str(audio)))
+    assert [Path(r.input).name for r in manifest.rows] == ["c0.flac", "c1.flac"]
+    assert manifest.problems and "empty reference" in manifest.problems[0]
