@@ -164,3 +164,18 @@ def test_round_decoding_keeps_forced_eos_for_the_last_round() -> None:
         config.forced_eos_token_id = None
     assert rounds == one_call
     assert [r[lens.num_layers] for r in rounds] == expected
+
+
+@pytest.mark.parametrize("family", ["t5", "whisper", "mbart"])
+def test_top_length_cap_only_shortens_babbling_layers(family: str) -> None:
+    lens = lens_for(family)
+    cut_somewhere = False
+    for item in sample_inputs(family, count=8, seed=5):
+        free = readout_ids(lens, [item], family, max_new_tokens=24)[0]
+        capped = readout_ids(lens, [item], family, max_new_tokens=24, top_length_cap=1.0)[0]
+        limit = min(24, len(free[lens.num_layers]) + 8)
+        assert capped[lens.num_layers] == free[lens.num_layers]
+        for layer in free:
+            assert capped[layer] == free[layer][:limit]
+            cut_somewhere |= len(free[layer]) > limit
+    assert cut_somewhere, "no layer babbled past the cap: the test would not test anything"

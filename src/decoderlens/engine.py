@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -26,6 +28,8 @@ from decoderlens.results import (
 )
 
 DEFAULT_MAX_ROWS = 256
+CAP_MARGIN = 8
+"""Extra new tokens allowed beyond ``top_length_cap`` times the top layer's longest output."""
 
 
 def layer_chunks(layers: list[int], batch_size: int, max_rows: int) -> Iterator[list[int]]:
@@ -111,6 +115,7 @@ class DecoderLens:
         truncation: bool = False,
         progress: bool = False,
         first_round: int | None = 16,
+        top_length_cap: float | None = None,
         **generate_kwargs: Any,
     ) -> LensOutput:
         """Generate from every selected encoder layer (0 = embeddings .. L = final) for every input.
@@ -119,6 +124,10 @@ class DecoderLens:
         decoded together, in as many ``generate`` calls as the ``max_rows`` budget requires. Greedy
         decoding runs in rounds (``first_round`` new tokens, then twice as many, ...) that continue only
         unfinished rows; ``first_round=None`` decodes each stack in one ``generate`` call.
+
+        ``top_length_cap`` (e.g. 2.0) decodes the top layer first and lets the other layers generate at
+        most ``ceil(cap * longest top-layer output) + 8`` new tokens: lower layers that babble on stop
+        early; rows that end by themselves within that length are unchanged. Off by default.
         """
         items = self._check_items(inputs)
         chosen = select_layers(layers, self.num_layers)
@@ -129,23 +138,40 @@ class DecoderLens:
         per_example: list[list[LayerReadout]] = [[] for _ in items]
         with tqdm(total=len(items), desc="decoderlens", unit="ex", disable=not progress) as bar:
             for indices, encoded in self._batches(items, batch_size, truncation):
-                for index, readouts in zip(indices, self.readouts_for_batch(encoded, chosen, plan, max_rows,
-                                                                             final_norm), strict=True):
+                batch_readouts = self.readouts_for_batch(encoded, chosen, plan, max_rows, final_norm, top_length_cap)
+                for index, readouts in zip(indices, batch_readouts, strict=True):
                     per_example[index] = readouts
                 bar.update(len(indices))
         examples = [ExampleReadouts(describe(item, i), per_example[i]) for i, item in enumerate(items)]
         settings = {"layers": chosen, "final_norm": final_norm, "num_beams": num_beams,
                     "max_new_tokens": plan.generate_kwargs["max_new_tokens"], "tgt_lang": tgt_lang,
-                    "language": language, "task": task, "prompt": plan.prompt}
+                    "language": language, "task": task, "prompt": plan.prompt, "top_length_cap": top_length_cap}
         return LensOutput(self.name, self.num_layers, examples, settings)
 
     def readouts_for_batch(
         self, encoded: EncodedBatch, layers: list[int], plan: DecodingPlan, max_rows: int,
-        final_norm: FinalNorm = "auto",
+        final_norm: FinalNorm = "auto", top_length_cap: float | None = None,
     ) -> list[list[LayerReadout]]:
-        """Readouts of one encoded batch: a list per example, one ``LayerReadout`` per layer."""
+        """Readouts of one encoded batch: a list per example, one ``LayerReadout`` per layer (in order)."""
         size = encoded.batch_size
         result: list[list[LayerReadout]] = [[] for _ in range(size)]
+        rest = layers
+        if top_length_cap is not None and self.num_layers in layers and len(layers) > 1:
+            self._decode_groups(encoded, [self.num_layers], plan, max_rows, final_norm, result)
+            longest = max(len(per_example[0].token_ids) for per_example in result)
+            limit = min(plan.generate_kwargs["max_new_tokens"], math.ceil(top_length_cap * longest) + CAP_MARGIN)
+            plan = replace(plan, generate_kwargs={**plan.generate_kwargs, "max_new_tokens": limit})
+            rest = [layer for layer in layers if layer != self.num_layers]
+        self._decode_groups(encoded, rest, plan, max_rows, final_norm, result)
+        for per_example in result:
+            per_example.sort(key=lambda r: r.layer)
+        return result
+
+    def _decode_groups(
+        self, encoded: EncodedBatch, layers: list[int], plan: DecodingPlan, max_rows: int, final_norm: FinalNorm,
+        result: list[list[LayerReadout]],
+    ) -> None:
+        size = encoded.batch_size
         for group in layer_chunks(layers, size, max_rows):
             states, mask = self._stack(encoded, group, final_norm)
             sequences = decode_rows(self.model, plan, states, mask, encoded.as_encoder_outputs)
@@ -154,7 +180,6 @@ class DecoderLens:
                 ids = strip_output(sequence, plan)
                 text = self.tokenizer.decode(ids, skip_special_tokens=True).strip()
                 result[example].append(LayerReadout(layer, text, ids, self.tokenizer.convert_ids_to_tokens(ids)))
-        return result
 
     def _labels(self, targets: Sequence[str], tgt_lang: str | None) -> torch.Tensor:
         """Target token ids, padded with -100; a leading decoder-start token is dropped (Whisper)."""

@@ -61,6 +61,8 @@ def run(
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 8,
     max_rows: Annotated[int, typer.Option("--max-rows", min=1, help="Rows per generate call.")] = 256,
     truncate: Annotated[bool, typer.Option("--truncate", help="Truncate over-long inputs.")] = False,
+    top_length_cap: Annotated[float | None, typer.Option("--top-length-cap", help="Let lower layers generate "
+                                                         "at most CAP x the top layer's length + 8 tokens.")] = None,
     fmt: FormatOpt = FormatChoice.table,
     output: OutputOpt = None,
     html: Annotated[Path | None, typer.Option("--html", help="Also write an HTML view to this file.")] = None,
@@ -72,6 +74,7 @@ def run(
         result = lens.generate(items, layers, max_new_tokens=max_new_tokens, num_beams=num_beams,
                                final_norm=final_norm.value, tgt_lang=tgt_lang, language=language, task=task,
                                batch_size=batch_size, max_rows=max_rows, truncation=truncate,
+                               top_length_cap=top_length_cap,
                                progress=len(items) > batch_size)
         if html is not None:
             from decoderlens.presentation.report import write_lens_output_html

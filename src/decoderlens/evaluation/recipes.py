@@ -13,7 +13,7 @@ from decoderlens.evaluation.data import DataSource
 from decoderlens.evaluation.runner import EvalSettings
 
 TOP_LEVEL = {"model", "task", "data", "metrics", "normalize", "layers", "max_new_tokens", "num_beams", "final_norm",
-             "tgt_lang", "language", "speech_task", "score", "batch_size", "on_error"}
+             "tgt_lang", "language", "speech_task", "score", "batch_size", "on_error", "top_length_cap"}
 DATA_KEYS = {"path", "config", "split", "input_field", "target_field", "id_field", "template", "limit"}
 
 

@@ -48,6 +48,8 @@ class EvalSettings:
     """Whisper's task (transcribe/translate)."""
     score: bool = False
     """Also record the teacher-forced log-probability of the reference per layer."""
+    top_length_cap: float | None = None
+    """Lower layers generate at most this many times the top layer's longest output (+8) tokens."""
     batch_size: int = 16
     chunk_size: int = 64
     on_error: Literal["skip", "fail"] = "skip"
@@ -61,7 +63,8 @@ class EvalSettings:
         data.pop("limit", None)
         return {"model": self.model, "data": data, "layers": self.layers, "max_new_tokens": self.max_new_tokens,
                 "num_beams": self.num_beams, "final_norm": self.final_norm, "tgt_lang": self.tgt_lang,
-                "language": self.language, "task": self.task_token, "score": self.score}
+                "language": self.language, "task": self.task_token, "score": self.score,
+                **({"top_length_cap": self.top_length_cap} if self.top_length_cap is not None else {})}
 
     def metric_objects(self) -> tuple[list[Metric], str]:
         """The metrics to compute and the normalisation to apply first."""
@@ -126,7 +129,7 @@ def _records_for(lens: Any, rows: list[EvalRow], layers: list[int], settings: Ev
     out = lens.generate([r.input for r in rows], layers, max_new_tokens=settings.max_new_tokens,
                         num_beams=settings.num_beams, batch_size=settings.batch_size,
                         final_norm=settings.final_norm, tgt_lang=settings.tgt_lang, language=settings.language,
-                        task=settings.task_token)
+                        task=settings.task_token, top_length_cap=settings.top_length_cap)
     scored: list[dict[int, Any]] = [{} for _ in rows]
     if settings.score:
         scores = lens.score([r.input for r in rows], [r.reference for r in rows], layers,
