@@ -15,6 +15,8 @@ from decoderlens.errors import InputError
 from decoderlens.inputs import get_tokenizer
 
 DEFAULT_MAX_NEW_TOKENS = 64
+MIN_FINISHED_SHARE = 0.25
+"""Round-based decoding keeps doubling its rounds only while at least this share of rows ends per round."""
 
 
 @dataclass
@@ -149,7 +151,7 @@ def rounds_apply(model: PreTrainedModel, plan: DecodingPlan) -> bool:
     kwargs = plan.generate_kwargs
     config = model.generation_config
     return (plan.first_round is not None and kwargs.get("num_beams", 1) == 1 and not kwargs.get("do_sample")
-            and kwargs["max_new_tokens"] > plan.first_round and config.min_new_tokens is None
+            and kwargs["max_new_tokens"] > 2 * plan.first_round and config.min_new_tokens is None
             and kwargs.get("min_new_tokens") is None)
 
 
@@ -191,7 +193,10 @@ def decode_rows(
             else:
                 prefixes[row] = sequence
                 still.append(row)
-        active, generated, step = still, generated + step, step * 2
+        ended = len(active) - len(still)
+        active, generated = still, generated + step
+        # few rows ended: another round would not pay for its extra call, so finish in one go
+        step = step * 2 if ended >= MIN_FINISHED_SHARE * (ended + len(still)) else total
     finished.update({row: prefixes[row] for row in active})
     return [finished[row] for row in range(states.shape[0])]
 
