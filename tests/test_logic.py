@@ -139,6 +139,14 @@ def test_mixed_size_batches_and_warm_start(tmp_path: Path) -> None:
     before = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)["model"]
     after = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)["model"]
     assert all(torch.allclose(before[k], after[k]) for k in before)  # warm start, and lr 0 keeps the weights
+    from decoderlens.logic.train import export_checkpoint
+
+    folder = export_checkpoint(tmp_path / "a" / "checkpoint.pt", tmp_path / "model")
+    third = TrainConfig(max_steps=1, eval_every=1, checkpoint_every=1, eval_examples=4, warmup_steps=1, shape=shape,
+                        learning_rate=0.0, init_from=str(folder))
+    train(tmp_path / "c", third, validation)
+    from_folder = torch.load(tmp_path / "c" / "checkpoint.pt", weights_only=False)["model"]
+    assert all(torch.allclose(before[k], from_folder[k]) for k in before)
 
 
 def test_shipped_model_loads_offline_and_solves_held_out_formulas() -> None:

@@ -49,6 +49,8 @@ def train(
     curriculum_steps: Annotated[int, typer.Option("--curriculum-steps", min=0)] = 4_000,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     threads: Annotated[int | None, typer.Option("--threads", help="CPU threads for torch.")] = None,
+    init_from: Annotated[str | None, typer.Option("--init-from", help="Warm-start from a checkpoint file or "
+                                                  "model folder ('shipped' for the shipped model).")] = None,
 ) -> None:
     """Train the logic model from scratch (resumes from OUT/checkpoint.pt if present)."""
     import torch
@@ -61,8 +63,12 @@ def train(
         torch.set_num_threads(threads)
     offset, count = SPLITS["validation"]
     validation = generate_examples(count, seed=seed * 1000 + offset, prefix="validation-")
+    if init_from == "shipped":
+        from decoderlens.logic import shipped_model_path
+
+        init_from = str(shipped_model_path())
     cfg = TrainConfig(seed=seed, max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate,
-                      curriculum_steps=curriculum_steps)
+                      curriculum_steps=curriculum_steps, init_from=init_from)
     final = run_training(out, cfg, validation)
     typer.echo(f"model saved to {final}")
 

@@ -36,7 +36,8 @@ class TrainConfig:
     size_band: int = 2
     """Batches hold sizes within this band of a random top size (0: sizes uniform over the whole range)."""
     init_from: str | None = None
-    """Start a fresh run (new schedule) from the weights of this checkpoint."""
+    """Start a fresh run (new schedule) from the weights of this checkpoint file or model folder
+    (e.g. the shipped model: ``decoderlens.logic.shipped_model_path()``)."""
     eval_every: int = 500
     eval_examples: int = 500
     checkpoint_every: int = 250
@@ -111,7 +112,12 @@ def train(out_dir: Path, cfg: TrainConfig, validation: list[LogicExample]) -> Pa
     log_path = out_dir / "train_log.jsonl"
     step, elapsed = 0, 0.0
     if not ckpt_path.exists() and cfg.init_from:
-        model.load_state_dict(torch.load(cfg.init_from, weights_only=False)["model"])
+        source = Path(cfg.init_from)
+        if source.is_dir():
+            weights = type(model).from_pretrained(source, dtype=torch.float32).state_dict()
+        else:
+            weights = torch.load(source, weights_only=False)["model"]
+        model.load_state_dict(weights)
     if ckpt_path.exists():
         state = torch.load(ckpt_path, weights_only=False)
         model.load_state_dict(state["model"])
