@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from conftest import generation_options, lens_for, sample_inputs
-from decoderlens import DecoderLens
+from decoderlens import DecoderLens, engine
 from decoderlens.generation import plan_decoding
+from decoderlens.lean import lean_applies
 
 MAX_NEW = 8
 
@@ -167,15 +168,49 @@ def test_round_decoding_keeps_forced_eos_for_the_last_round() -> None:
 
 
 @pytest.mark.parametrize("family", ["t5", "whisper", "mbart"])
-def test_top_length_cap_only_shortens_babbling_layers(family: str) -> None:
+def test_top_length_cap_only_cuts_babbling_layers(family: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine, "CAP_MARGIN", 2)  # let the cap bind within a short test decode
     lens = lens_for(family)
+    items = sample_inputs(family, count=6, seed=5)
+    top = lens.num_layers
+    free = readout_ids(lens, items, family, max_new_tokens=24, top_length_cap=None)
+    capped = readout_ids(lens, items, family, max_new_tokens=24, top_length_cap=1.0)
+    alone = [readout_ids(lens, [item], family, max_new_tokens=24, top_length_cap=1.0)[0] for item in items]
+    one_layer = readout_ids(lens, items, family, layers=[1], max_new_tokens=24, top_length_cap=1.0)
     cut_somewhere = False
-    for item in sample_inputs(family, count=8, seed=5):
-        free = readout_ids(lens, [item], family, max_new_tokens=24)[0]
-        capped = readout_ids(lens, [item], family, max_new_tokens=24, top_length_cap=1.0)[0]
-        limit = min(24, len(free[lens.num_layers]) + 8)
-        assert capped[lens.num_layers] == free[lens.num_layers]
-        for layer in free:
-            assert capped[layer] == free[layer][:limit]
-            cut_somewhere |= len(free[layer]) > limit
+    for uncut, cut, by_itself, layer_one in zip(free, capped, alone, one_layer, strict=True):
+        limit = min(24, len(uncut[top]) + 2)
+        assert cut[top] == uncut[top]
+        assert by_itself == cut, "batch neighbours changed a capped readout"
+        assert layer_one[1] == cut[1], "the layer selection changed a capped readout"
+        for layer in uncut:
+            assert cut[layer] == uncut[layer][:limit]
+            cut_somewhere |= len(uncut[layer]) > limit
     assert cut_somewhere, "no layer babbled past the cap: the test would not test anything"
+
+
+def test_top_length_cap_leaves_beam_search_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine, "CAP_MARGIN", 0)
+    lens = lens_for("t5")
+    items = sample_inputs("t5", count=4, seed=5)
+    free = readout_ids(lens, items, "t5", max_new_tokens=16, num_beams=2, top_length_cap=None)
+    assert readout_ids(lens, items, "t5", max_new_tokens=16, num_beams=2, top_length_cap=0.5) == free
+
+
+def test_lean_loop_is_token_identical_where_it_applies(family: str) -> None:
+    lens = lens_for(family)
+    items = sample_inputs(family)
+    plan = plan_decoding(lens.model, lens.adapter.spec, lens.processor, lean=True, max_new_tokens=12,
+                         **generation_options(family))
+    if not (plan.lean and lean_applies(lens.model, plan.generate_kwargs)) or plan.bypass_model_generate:
+        pytest.skip(f"{family}: its generation config or decoder needs generate")
+    for cap in (None, 1.0):
+        assert readout_ids(lens, items, family, lean=True, max_new_tokens=12, top_length_cap=cap) == \
+            readout_ids(lens, items, family, lean=False, max_new_tokens=12, top_length_cap=cap)
+
+
+def test_lean_loop_applies_to_some_families() -> None:
+    applies = [f for f in ("t5", "mt5", "umt5", "pegasus", "bart", "marian")
+               if lean_applies(lens_for(f).model, plan_decoding(lens_for(f).model, lens_for(f).adapter.spec,
+                                                                 lens_for(f).processor, lean=True).generate_kwargs)]
+    assert "t5" in applies, "the lean-loop identity test would skip every family"

@@ -13,6 +13,7 @@ from transformers.utils import ModelOutput
 from decoderlens.architectures import ArchitectureSpec
 from decoderlens.errors import InputError
 from decoderlens.inputs import get_tokenizer
+from decoderlens.lean import lean_applies, lean_greedy
 
 DEFAULT_MAX_NEW_TOKENS = 64
 MIN_FINISHED_SHARE = 0.25
@@ -29,6 +30,8 @@ class DecodingPlan:
     eos_token_ids: set[int] = field(default_factory=set)
     bypass_model_generate: bool = False
     """Call the generic ``GenerationMixin.generate`` instead of a model's own override."""
+    lean: bool = False
+    """Plain greedy search (no logits processor in the generation config) runs ``lean.lean_greedy``."""
     first_round: int | None = 16
     """Greedy decoding runs in rounds of 16, 32, 64, ... new tokens and continues only unfinished rows,
     so that rows that stopped no longer cost compute; ``None`` decodes in one ``generate`` call."""
@@ -101,6 +104,7 @@ def plan_decoding(
     processor: Any,
     *,
     first_round: int | None = 16,
+    lean: bool = False,
     max_new_tokens: int | None = None,
     num_beams: int = 1,
     tgt_lang: str | None = None,
@@ -127,7 +131,8 @@ def plan_decoding(
             "(--tgt-lang fra_Latn) or another language code of its tokenizer"
         )
     return DecodingPlan(prompt, kwargs, _eos_ids(model), bypass_model_generate=spec.speech_prompt,
-                        first_round=first_round if spec.round_decoding else None)
+                        first_round=first_round if spec.round_decoding else None,
+                        lean=lean and spec.round_decoding)
 
 
 def run_generate(
@@ -146,37 +151,52 @@ def run_generate(
     return generate(model, encoder_outputs=encoder_outputs, decoder_input_ids=prefix, **kwargs)  # type: ignore[no-any-return]
 
 
+def greedy(plan: DecodingPlan) -> bool:
+    """Plain greedy search: every row's first ``k`` new tokens do not depend on how long it may run."""
+    kwargs = plan.generate_kwargs
+    return kwargs.get("num_beams", 1) == 1 and not kwargs.get("do_sample")
+
+
 def rounds_apply(model: PreTrainedModel, plan: DecodingPlan) -> bool:
     """Round-based decoding is token-identical for greedy search without per-call length rules."""
     kwargs = plan.generate_kwargs
     config = model.generation_config
-    return (plan.first_round is not None and kwargs.get("num_beams", 1) == 1 and not kwargs.get("do_sample")
+    return (plan.first_round is not None and greedy(plan)
             and kwargs["max_new_tokens"] > 2 * plan.first_round and config.min_new_tokens is None
             and kwargs.get("min_new_tokens") is None)
 
 
 def decode_rows(
     model: PreTrainedModel, plan: DecodingPlan, states: torch.Tensor, mask: torch.Tensor | None,
-    make_outputs: Callable[[torch.Tensor], ModelOutput],
+    make_outputs: Callable[[torch.Tensor], ModelOutput], limits: list[int] | None = None,
 ) -> list[list[int]]:
     """Decode stacked rows; greedy decoding drops finished rows between rounds of growing length.
 
     A continued row gets its tokens so far as decoder prefix, so every logits processor that looks at the
     sequence sees the same history. Rules tied to one call's start or end are kept where they belong:
     begin-suppression and the forced first token only in the first round, the forced end-of-sequence token
-    only in the last.
+    only in the last. ``limits`` (greedy only) cuts row ``i`` after ``limits[i]`` new tokens: its output is
+    the first ``limits[i]`` tokens of what it would otherwise generate, and it stops costing compute there.
     """
-    if not rounds_apply(model, plan):
-        return run_generate(model, plan, make_outputs(states), mask).tolist()  # type: ignore[no-any-return]
     total = int(plan.generate_kwargs["max_new_tokens"])
+    rows = states.shape[0]
+    caps = [total] * rows if limits is None or not greedy(plan) else [min(total, limit) for limit in limits]
+    budget = max(caps)
+    keep = len(plan.prompt)
+    if plan.lean and not plan.bypass_model_generate and lean_applies(model, plan.generate_kwargs):
+        return lean_greedy(model, plan.prompt, states, mask, make_outputs, budget, plan.eos_token_ids, caps)
+    if not rounds_apply(model, plan):
+        overrides: dict[str, Any] = {} if budget == total else {"max_new_tokens": budget, "forced_eos_token_id": None}
+        out = run_generate(model, plan, make_outputs(states), mask, **overrides).tolist()
+        return [sequence[: keep + cap] for sequence, cap in zip(out, caps, strict=True)]
     device = states.device
-    active = list(range(states.shape[0]))
+    active = list(range(rows))
     prefixes = {row: list(plan.prompt) for row in active}
     finished: dict[int, list[int]] = {}
     generated, step = 0, int(plan.first_round or total)
-    while active and generated < total:
-        step = min(step, total - generated)
-        overrides: dict[str, Any] = {"max_new_tokens": step}
+    while active and generated < budget:
+        step = min(step, budget - generated)
+        overrides = {"max_new_tokens": step}
         if generated + step < total:
             overrides["forced_eos_token_id"] = None
         if generated:
@@ -188,17 +208,17 @@ def decode_rows(
         still = []
         for row, sequence in zip(active, out, strict=True):
             new = sequence[prefix.shape[1]:]
-            if any(token in plan.eos_token_ids for token in new) or len(new) < step:
-                finished[row] = sequence
+            if any(token in plan.eos_token_ids for token in new) or len(new) < step or generated + step >= caps[row]:
+                finished[row] = sequence[: keep + caps[row]]
             else:
                 prefixes[row] = sequence
                 still.append(row)
         ended = len(active) - len(still)
         active, generated = still, generated + step
         # few rows ended: another round would not pay for its extra call, so finish in one go
-        step = step * 2 if ended >= MIN_FINISHED_SHARE * (ended + len(still)) else total
+        step = step * 2 if ended >= MIN_FINISHED_SHARE * (ended + len(still)) else budget
     finished.update({row: prefixes[row] for row in active})
-    return [finished[row] for row in range(states.shape[0])]
+    return [finished[row] for row in range(rows)]
 
 
 def strip_output(sequence: list[int], plan: DecodingPlan) -> list[int]:

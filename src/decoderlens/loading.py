@@ -45,16 +45,24 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
 
 
 def load_model_and_processor(
-    name_or_path: str, *, device: str = "auto", dtype: str = "auto", **kwargs: Any
+    name_or_path: str, *, device: str = "auto", dtype: str = "auto", device_map: str | dict[str, Any] | None = None,
+    **kwargs: Any,
 ) -> tuple[PreTrainedModel, Any]:
-    """Load the model (in eval mode, on ``device``) and its tokenizer or processor."""
+    """Load the model (in eval mode, on ``device``) and its tokenizer or processor.
+
+    ``device_map`` (e.g. ``"auto"``) spreads a model too large for one GPU over all visible GPUs (and CPU
+    memory) through accelerate, in place of ``device``.
+    """
     config = AutoConfig.from_pretrained(name_or_path, **kwargs)
     spec, _ = resolve_architecture(config)  # refuse before downloading weights
     torch_device = resolve_device(device)
+    placement: dict[str, Any] = {} if device_map is None else {"device_map": device_map}
     model = AUTO_CLASSES[spec.modality].from_pretrained(
-        name_or_path, dtype=resolve_dtype(dtype, torch_device), **kwargs
+        name_or_path, dtype=resolve_dtype(dtype, torch_device), **placement, **kwargs
     )
-    model.to(torch_device).eval()
+    if device_map is None:
+        model.to(torch_device)
+    model.eval()
     if spec.modality == "text":
         processor = AutoTokenizer.from_pretrained(name_or_path, **kwargs)
     else:

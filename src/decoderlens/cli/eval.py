@@ -10,7 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 from decoderlens.cli.common import FinalNormChoice, err_console, friendly_errors
-from decoderlens.cli.run import DeviceOpt, DtypeOpt, TgtLangOpt
+from decoderlens.cli.run import DeviceMapOpt, DeviceOpt, DtypeOpt, MaxMemoryOpt, TgtLangOpt, TopLengthCapOpt
+from decoderlens.engine import DEFAULT_TOP_LENGTH_CAP
 from decoderlens.errors import InputError
 
 
@@ -57,11 +58,14 @@ def eval_command(
     tgt_lang: TgtLangOpt = None,
     language: Annotated[str | None, typer.Option("--language", help="Spoken language (Whisper).")] = None,
     speech_task: Annotated[str | None, typer.Option("--speech-task", help="transcribe or translate (Whisper).")] = None,
+    top_length_cap: Annotated[float | None, TopLengthCapOpt.__metadata__[0]] = None,
     score: Annotated[bool | None, typer.Option("--score/--no-score", help="Score the reference per layer.")] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", min=1)] = None,
     on_error: Annotated[str | None, typer.Option("--on-error", help="skip or fail on malformed rows.")] = None,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
+    device_map: DeviceMapOpt = None,
+    max_memory: MaxMemoryOpt = None,
 ) -> None:
     """Evaluate every encoder layer of MODEL on DATA with the task's metrics; resumes an interrupted run."""
     from decoderlens.evaluation.data import DataSource
@@ -76,6 +80,7 @@ def eval_command(
                      "layers": layers, "max_new_tokens": max_new_tokens, "num_beams": num_beams,
                      "final_norm": final_norm.value if final_norm else None, "tgt_lang": tgt_lang,
                      "language": language, "speech_task": speech_task, "score": score, "batch_size": batch_size,
+                     "top_length_cap": top_length_cap,
                      "on_error": on_error, "path": data, "config": config, "split": split,
                      "input_field": input_field, "target_field": target_field, "id_field": id_field,
                      "template": template, "limit": limit}
@@ -91,8 +96,10 @@ def eval_command(
                                     num_beams=num_beams or 1, final_norm=final_norm.value if final_norm else "auto",
                                     tgt_lang=tgt_lang, language=language, task_token=speech_task,
                                     score=bool(score), batch_size=batch_size or 16,
+                                    top_length_cap=DEFAULT_TOP_LENGTH_CAP if top_length_cap is None else top_length_cap,
                                     on_error=on_error or "skip")  # type: ignore[arg-type]
-        settings.device, settings.dtype = device, dtype
+        settings.device, settings.dtype, settings.device_map = device, dtype, device_map
+        settings.max_memory = max_memory
         try:
             report = evaluate(settings, out)
         except KeyboardInterrupt:

@@ -11,11 +11,13 @@ from rich.console import Console
 
 from decoderlens.cli.common import FinalNormChoice, FormatChoice, emit, friendly_errors
 from decoderlens.cli.run import (
+    DeviceMapOpt,
     DeviceOpt,
     DtypeOpt,
     FinalNormOpt,
     FormatOpt,
     LayersOpt,
+    MaxMemoryOpt,
     ModelArg,
     OutputOpt,
     TgtLangOpt,
@@ -50,8 +52,10 @@ def score(
     final_norm: FinalNormOpt = FinalNormChoice.auto,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
+    device_map: DeviceMapOpt = None,
     tgt_lang: TgtLangOpt = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 8,
+    max_memory: MaxMemoryOpt = None,
     fmt: FormatOpt = FormatChoice.table,
     output: OutputOpt = None,
 ) -> None:
@@ -63,9 +67,9 @@ def score(
             inputs, targets = [source], [target]
         else:
             raise InputError("give SOURCE and TARGET, or --pairs FILE")
-        lens = load_lens(model, device, dtype)
+        lens = load_lens(model, device, dtype, device_map)
         result = lens.score(inputs, targets, layers, top_k=top_k, final_norm=final_norm.value, tgt_lang=tgt_lang,
-                            batch_size=batch_size)
+                            batch_size=batch_size, max_memory=max_memory)
         if fmt is FormatChoice.table and output is not None:
             emit(result.to_json(), output)
             return

@@ -14,6 +14,7 @@ from typing import Any, Literal
 import numpy as np
 from tqdm.auto import tqdm
 
+from decoderlens.engine import DEFAULT_TOP_LENGTH_CAP
 from decoderlens.errors import InputError
 from decoderlens.evaluation.bootstrap import bootstrap
 from decoderlens.evaluation.data import DataSource, EvalRow, load_rows
@@ -48,14 +49,19 @@ class EvalSettings:
     """Whisper's task (transcribe/translate)."""
     score: bool = False
     """Also record the teacher-forced log-probability of the reference per layer."""
-    top_length_cap: float | None = None
-    """Lower layers generate at most this many times the top layer's longest output (+8) tokens."""
+    top_length_cap: float | None = DEFAULT_TOP_LENGTH_CAP
+    """Greedy readouts of lower layers are cut after this many times the top layer's length (+16) tokens;
+    ``None`` or 0 switches it off (see ``DecoderLens.generate``)."""
     batch_size: int = 16
     chunk_size: int = 64
     on_error: Literal["skip", "fail"] = "skip"
     bootstrap_resamples: int = 1000
     device: str = "auto"
     dtype: str = "auto"
+    device_map: str | None = None
+    max_memory: str | None = None
+    """Memory budget of one decoding call (e.g. ``"8GiB"``); changes speed, never results."""
+    """``"auto"``: spread a model too large for one GPU over all GPUs of this process (not with several processes)."""
 
     def identity(self) -> dict[str, Any]:
         """The settings that determine the readouts; a results folder only ever holds one identity."""
@@ -64,7 +70,7 @@ class EvalSettings:
         return {"model": self.model, "data": data, "layers": self.layers, "max_new_tokens": self.max_new_tokens,
                 "num_beams": self.num_beams, "final_norm": self.final_norm, "tgt_lang": self.tgt_lang,
                 "language": self.language, "task": self.task_token, "score": self.score,
-                **({"top_length_cap": self.top_length_cap} if self.top_length_cap is not None else {})}
+                "top_length_cap": self.top_length_cap or None}
 
     def metric_objects(self) -> tuple[list[Metric], str]:
         """The metrics to compute and the normalisation to apply first."""
@@ -129,11 +135,13 @@ def _records_for(lens: Any, rows: list[EvalRow], layers: list[int], settings: Ev
     out = lens.generate([r.input for r in rows], layers, max_new_tokens=settings.max_new_tokens,
                         num_beams=settings.num_beams, batch_size=settings.batch_size,
                         final_norm=settings.final_norm, tgt_lang=settings.tgt_lang, language=settings.language,
-                        task=settings.task_token, top_length_cap=settings.top_length_cap)
+                        task=settings.task_token, top_length_cap=settings.top_length_cap,
+                        max_memory=settings.max_memory)
     scored: list[dict[int, Any]] = [{} for _ in rows]
     if settings.score:
         scores = lens.score([r.input for r in rows], [r.reference for r in rows], layers,
-                            batch_size=settings.batch_size, final_norm=settings.final_norm, tgt_lang=settings.tgt_lang)
+                            batch_size=settings.batch_size, final_norm=settings.final_norm, tgt_lang=settings.tgt_lang,
+                            max_memory=settings.max_memory)
         scored = [{ls.layer: ls for ls in ex.layers} for ex in scores]
     records = []
     for index, (row, example) in enumerate(zip(rows, out, strict=True)):
@@ -257,7 +265,8 @@ def evaluate(settings: EvalSettings, out_dir: Path, lens: Any = None, progress: 
         from decoderlens.engine import DecoderLens
 
         device = proc.device if proc.world > 1 and settings.device == "auto" else settings.device
-        lens = DecoderLens.from_pretrained(settings.model, device=device or "auto", dtype=settings.dtype)
+        lens = DecoderLens.from_pretrained(settings.model, device=device or "auto", dtype=settings.dtype,
+                                           device_map=settings.device_map)
     layers = sorted(set(select_layers(settings.layers, lens.num_layers)) | {lens.num_layers})
     merged = read_done(out_dir / READOUTS, layers) if proc.world > 1 else []
     path = out_dir / (shard_file_name(proc.rank, proc.world) if proc.world > 1 else READOUTS)

@@ -1,0 +1,75 @@
+"""Memory budgets: how many stacked rows fit, estimated from the decoder's shape and the batch at hand."""
+
+from __future__ import annotations
+
+import re
+
+from transformers import PreTrainedModel
+
+from decoderlens.errors import InputError
+
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+LOGIT_COPIES = 3
+"""float32 copies of one row's logits alive at a step (logits, processed scores, log-softmax)."""
+
+
+def parse_size(size: int | str) -> int:
+    """Bytes in ``size``: an int, or text such as ``"8GiB"``, ``"500 MB"``, ``"1.5gb"``."""
+    if isinstance(size, int):
+        value = size
+    else:
+        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", size)
+        unit = match.group(2).lower() if match else ""
+        if match is None or unit not in _UNITS:
+            raise InputError(f"cannot read the memory size {size!r}: write it like 8GiB, 500MB or 2000000000")
+        value = int(float(match.group(1)) * _UNITS[unit])
+    if value <= 0:
+        raise InputError(f"the memory budget must be positive, got {size!r}")
+    return value
+
+
+def _first(config: object, *names: str) -> int:
+    for name in names:
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    raise InputError(f"cannot tell the decoder's {names[0]} from its config: pass max_rows instead of max_memory")
+
+
+class RowCost:
+    """Bytes one stacked row costs while decoding or scoring, from the decoder's config."""
+
+    def __init__(self, model: PreTrainedModel) -> None:
+        config = model.config.get_text_config(decoder=True)
+        self.width = _first(config, "d_model", "hidden_size", "n_embd")
+        heads = getattr(config, "num_heads", 0) or 0
+        self.kv_width = (getattr(config, "d_kv", 0) or 0) * heads or self.width
+        self.layers = _first(config, "decoder_layers", "num_decoder_layers", "num_hidden_layers", "num_layers",
+                             "n_layer")
+        self.ffn = getattr(config, "d_ff", 0) or getattr(config, "decoder_ffn_dim", 0) or 4 * self.width
+        self.vocab = _first(config, "vocab_size")
+        self.item = next(model.parameters()).element_size()
+
+    def decoding(self, source_length: int, state_width: int, new_tokens: int, prompt_length: int,
+                 num_beams: int = 1) -> int:
+        """One row of greedy or beam decoding: its encoder states, key/value caches, one step's work."""
+        caches = 2 * self.layers * self.kv_width * (source_length + prompt_length + new_tokens)
+        step = self.ffn + 4 * self.width
+        per_beam = (source_length * state_width + caches + step) * self.item + LOGIT_COPIES * 4 * self.vocab
+        return num_beams * per_beam
+
+    def scoring(self, source_length: int, state_width: int, target_length: int) -> int:
+        """One row of a teacher-forced pass: encoder states, activations and full-vocabulary log-probs."""
+        activations = target_length * (self.ffn + 6 * self.width) + 2 * self.layers * self.kv_width * (
+            source_length + target_length)
+        return (source_length * state_width + activations) * self.item + LOGIT_COPIES * 4 * target_length * self.vocab
+
+
+def rows_within(budget: int, row_bytes: int) -> int:
+    """How many rows of ``row_bytes`` fit ``budget``; refuses a budget below one row."""
+    if row_bytes > budget:
+        raise InputError(f"a memory budget of {budget:,} bytes is below what one row needs (about {row_bytes:,} "
+                         "bytes): raise max_memory or lower max_new_tokens")
+    return budget // row_bytes
+

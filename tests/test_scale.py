@@ -1,0 +1,80 @@
+"""Memory budgets, row splitting and multi-device loading: they change how work is cut, never results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import lens_for, sample_inputs
+from decoderlens import DecoderLens, generation
+from decoderlens.budget import RowCost, parse_size
+from decoderlens.errors import InputError
+from decoderlens.testing import tiny_model, tiny_processor
+
+
+def test_parse_size_reads_units_and_refuses_nonsense() -> None:
+    assert parse_size("8GiB") == 8 * 2**30
+    assert parse_size("500 MB") == 500 * 10**6
+    assert parse_size("1.5kib") == 1536
+    assert parse_size(1234) == 1234
+    for bad in ("lots", "8 parsecs", "-1GB", "0"):
+        with pytest.raises(InputError, match="memory"):
+            parse_size(bad)
+
+
+def _rows_per_call(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    seen: list[int] = []
+    original = generation.run_generate
+
+    def counting(model: Any, plan: Any, encoder_outputs: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append(encoder_outputs["last_hidden_state"].shape[0])
+        return original(model, plan, encoder_outputs, *args, **kwargs)
+
+    monkeypatch.setattr(generation, "run_generate", counting)
+    return seen
+
+
+@pytest.mark.parametrize("family", ["t5", "bart", "whisper"])
+def test_memory_budget_splits_rows_without_changing_readouts(family: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    lens = lens_for(family)
+    items = sample_inputs(family, count=5)
+    free = lens.generate(items, max_new_tokens=8, batch_size=5)
+    encoded = lens.encode(items[:1])
+    _, length, width = encoded.final_output.shape
+    plan_prompt = len(generation.plan_decoding(lens.model, lens.adapter.spec, lens.processor).prompt)
+    one_row = RowCost(lens.model).decoding(length, width, 8, plan_prompt)
+    seen = _rows_per_call(monkeypatch)
+    tight = lens.generate(items, max_new_tokens=8, batch_size=5, max_memory=3 * one_row + 1)
+    assert tight.to_json() == free.to_json()
+    assert seen and max(seen) <= 3, f"a call held {max(seen)} rows against a budget of 3"
+
+
+def test_memory_budget_applies_to_scoring() -> None:
+    lens = lens_for("bart")
+    items = sample_inputs("bart", count=4)
+    targets = ["a b c", "d", "e f", "g h i j"]
+    free = lens.score(items, targets, batch_size=4)
+    tight = lens.score(items, targets, batch_size=4, max_memory="200KiB")
+    for a, b in zip(tight, free, strict=True):  # smaller matmuls round differently in the last digits
+        for la, lb in zip(a.layers, b.layers, strict=True):
+            assert [t.token_id for t in la.tokens] == [t.token_id for t in lb.tokens]
+            assert [t.logprob for t in la.tokens] == pytest.approx([t.logprob for t in lb.tokens], rel=1e-4, abs=1e-4)
+            assert [t.top_k[0][0] for t in la.tokens] == [t.top_k[0][0] for t in lb.tokens]
+
+
+def test_a_budget_below_one_row_is_refused_clearly() -> None:
+    lens = lens_for("t5")
+    with pytest.raises(InputError, match="raise max_memory"):
+        lens.generate(sample_inputs("t5", count=2), max_memory=100)
+
+
+@pytest.mark.parametrize("device_map", ["auto", "cpu"])
+def test_device_map_loading_reads_out_the_same(tmp_path: Path, device_map: str) -> None:
+    tiny_model("t5").save_pretrained(tmp_path)
+    tiny_processor("t5").save_pretrained(tmp_path)
+    items = sample_inputs("t5", count=3)
+    plain = DecoderLens.from_pretrained(str(tmp_path), device="cpu").generate(items, max_new_tokens=6)
+    mapped = DecoderLens.from_pretrained(str(tmp_path), device_map=device_map)
+    assert mapped.generate(items, max_new_tokens=6).to_json() == plain.to_json()
