@@ -118,17 +118,42 @@ def test_training_checkpoints_resume_and_export(tmp_path: Path) -> None:
     assert json.loads((final / "training_config.json").read_text())["steps"] == 5
 
 
+def test_subformula_truth_tables_feed_the_auxiliary_loss() -> None:
+    import torch
+
+    from decoderlens.logic.formulas import VARIABLE_MASKS, subformula_masks
+    from decoderlens.logic.model import ModelShape, build_model, build_tokenizer
+    from decoderlens.logic.train import batch_loss, truth_table_targets
+
+    masks = subformula_masks("& ! a | b c")
+    assert masks[0] == truth_mask("& ! a | b c") and masks[1] == truth_mask("! a")
+    assert masks[2] == VARIABLE_MASKS["a"] and masks[3] == truth_mask("| b c") and masks[5] == VARIABLE_MASKS["c"]
+    examples = generate_examples(6, seed=4)
+    bits, valid = truth_table_targets(examples, 40)
+    assert valid.sum(1).tolist() == [e.size for e in examples]
+    first = examples[0]
+    assert sum(int(b) << k for k, b in enumerate(bits[0, 0].tolist())) == truth_mask(first.formula)
+    tokenizer = build_tokenizer()
+    torch.manual_seed(0)
+    model = build_model(len(tokenizer), ModelShape(d_model=32, num_layers=2, num_heads=2, d_ff=64))
+    probe = torch.nn.Linear(32, 32)
+    plain = batch_loss(model, probe, tokenizer, examples, 0.0)
+    with_aux = batch_loss(model, probe, tokenizer, examples, 1.0)
+    assert with_aux > plain
+    with_aux.backward()
+    assert probe.weight.grad is not None and probe.weight.grad.abs().sum() > 0
+
+
 def test_mixed_size_batches_and_warm_start(tmp_path: Path) -> None:
     import torch
 
     from decoderlens.logic.model import ModelShape
     from decoderlens.logic.train import TrainConfig, train, training_batch
 
-    banded = TrainConfig(curriculum_steps=0)
-    sizes = [e.size for e in training_batch(5, banded)]
-    assert max(sizes) - min(sizes) <= banded.size_band
-    mixed = TrainConfig(size_band=0, curriculum_steps=0, batch_size=256)
-    assert max(e.size for e in training_batch(5, mixed)) - min(e.size for e in training_batch(5, mixed)) > 20
+    sizes = [e.size for e in training_batch(5, TrainConfig(curriculum_steps=0, batch_size=256))]
+    assert sizes == sorted(sizes) and sizes[-1] - sizes[0] > 20  # mixed sizes, sorted for the micro-batches
+    early = [e.size for e in training_batch(0, TrainConfig(batch_size=256))]
+    assert max(early) <= TrainConfig().curriculum_start_size
     shape = ModelShape(d_model=32, num_layers=2, num_heads=2, d_ff=64)
     first = TrainConfig(max_steps=2, eval_every=2, checkpoint_every=2, eval_examples=4, warmup_steps=1, shape=shape)
     validation = generate_examples(4, seed=9)

@@ -43,10 +43,13 @@ def data(
 @logic_app.command("train")
 def train(
     out: Annotated[Path, typer.Argument(help="Run folder: checkpoint.pt, train_log.jsonl, model/.")],
-    max_steps: Annotated[int, typer.Option("--max-steps", min=1)] = 16_000,
+    max_steps: Annotated[int, typer.Option("--max-steps", min=1)] = 12_000,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 64,
-    learning_rate: Annotated[float, typer.Option("--lr")] = 2e-3,
-    curriculum_steps: Annotated[int, typer.Option("--curriculum-steps", min=0)] = 4_000,
+    learning_rate: Annotated[float, typer.Option("--lr")] = 1e-3,
+    curriculum_steps: Annotated[int, typer.Option("--curriculum-steps", min=0)] = 3_000,
+    aux_weight: Annotated[float, typer.Option("--aux-weight", min=0, help="Weight of the truth-table loss on "
+                                              "the encoder output (0: plain sequence-to-sequence).")] = 1.0,
+    d_model: Annotated[int, typer.Option("--d-model", min=8, help="Model width (feed-forward 4x).")] = 128,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     threads: Annotated[int | None, typer.Option("--threads", help="CPU threads for torch.")] = None,
     init_from: Annotated[str | None, typer.Option("--init-from", help="Warm-start from a checkpoint file or "
@@ -67,8 +70,11 @@ def train(
         from decoderlens.logic import shipped_model_path
 
         init_from = str(shipped_model_path())
+    from decoderlens.logic.model import ModelShape
+
     cfg = TrainConfig(seed=seed, max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate,
-                      curriculum_steps=curriculum_steps, init_from=init_from)
+                      curriculum_steps=curriculum_steps, aux_weight=aux_weight, init_from=init_from,
+                      shape=ModelShape(d_model=d_model, d_ff=4 * d_model))
     final = run_training(out, cfg, validation)
     typer.echo(f"model saved to {final}")
 

@@ -33,13 +33,17 @@ DecoderLens paper's logic model (6 encoder + 6 decoder layers). It is the embedd
 ## Architecture
 T5 (relu feed-forward), d_model {shape.get("d_model")}, {shape.get("num_layers")} encoder and
 {shape.get("num_layers")} decoder layers, {shape.get("num_heads")} heads, feed-forward {shape.get("d_ff")},
-dropout {shape.get("dropout")}; word-level tokenizer over `<pad> </s> <unk> a b c d e ! & | xor <-> 0 1`.
+dropout {shape.get("dropout")}, {shape.get("position_buckets", 16)} relative-position buckets; word-level
+tokenizer over `<pad> </s> <unk> a b c d e ! & | xor <-> 0 1`. It is an ordinary
+`T5ForConditionalGeneration`: nothing beyond the Hugging Face model is needed to run it.
 
 ## Training
 - data: formulas generated afresh for every batch by the seeded generator
-  (`decoderlens.logic.data`), batches drawn from a narrow size band; {steps:,} steps x {batch} formulas
+  (`decoderlens.logic.data`), sizes uniform up to the curriculum's limit; each batch is sorted by size and
+  run in {training.get("micro_batches", 1)} slices (less padding, same gradient); {steps:,} steps x {batch} formulas
   = {steps * batch:,} formulas seen;
 - target: the minimal satisfying partial assignment (fewest variables, then variable order);
+- loss: cross-entropy on the target{aux_text(training)};
 - AdamW (betas 0.9/0.98, weight decay {training.get("weight_decay")}), peak learning rate
   {training.get("learning_rate")}, {training.get("warmup_steps")} warm-up steps, cosine decay to
   {training.get("min_lr_ratio")} of the peak; gradient clipping 1.0;
@@ -57,6 +61,16 @@ Trivial baselines on the same formulas: the best constant answer ({base["best_co
 correct for {float(base["best_constant"]):.1%}; a uniformly random full assignment for
 {float(base["random_full_assignment"]):.1%}.
 """
+
+
+def aux_text(training: dict[str, Any]) -> str:
+    """How the card describes the auxiliary truth-table loss (absent in older runs)."""
+    weight = float(training.get("aux_weight", 0.0))
+    if not weight:
+        return ""
+    return (f", plus {weight:g} x an auxiliary loss during training only: a linear probe on the final encoder "
+            "output predicts, at every input position, the 32-entry truth table of the subformula that starts "
+            "there (binary cross-entropy). The probe is not part of the shipped model")
 
 
 def write_model_card(model_dir: Path, analysis: LogicAnalysis, num_examples: int) -> Path:

@@ -56,6 +56,25 @@ def truth_mask(formula: str | list[str]) -> int:
     return stack[0]
 
 
+def subformula_masks(formula: str | list[str]) -> list[int]:
+    """Truth mask of the subformula that starts at every position (Polish notation: one per symbol)."""
+    tokens = formula.split() if isinstance(formula, str) else list(formula)
+    truth_mask(tokens)  # raises FormulaError on malformed input
+    stack: list[int] = []
+    masks: list[int] = []
+    for token in reversed(tokens):
+        if token in VARIABLE_MASKS:
+            mask = VARIABLE_MASKS[token]
+        elif token == "!":
+            mask = ~stack.pop() & FULL_MASK
+        else:
+            left, right = stack.pop(), stack.pop()
+            mask = _apply_binary(token, left, right)
+        stack.append(mask)
+        masks.append(mask)
+    return masks[::-1]
+
+
 def _apply_binary(op: str, left: int, right: int) -> int:
     if op == "&":
         return left & right

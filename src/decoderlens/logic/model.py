@@ -40,6 +40,8 @@ class ModelShape:
     num_heads: int = 4
     d_ff: int = 512
     dropout: float = 0.0
+    position_buckets: int = 160
+    """T5 relative-position buckets; 160 (80 per direction) keeps every offset within a formula distinct."""
 
 
 def build_model(vocab_size: int, shape: ModelShape = ModelShape()) -> T5ForConditionalGeneration:
@@ -53,8 +55,8 @@ def build_model(vocab_size: int, shape: ModelShape = ModelShape()) -> T5ForCondi
         num_decoder_layers=shape.num_layers,
         num_heads=shape.num_heads,
         dropout_rate=shape.dropout,
-        relative_attention_num_buckets=16,
-        relative_attention_max_distance=64,
+        relative_attention_num_buckets=shape.position_buckets,
+        relative_attention_max_distance=shape.position_buckets // 2,
         feed_forward_proj="relu",
         tie_word_embeddings=False,
         pad_token_id=0,

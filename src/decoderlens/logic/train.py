@@ -1,4 +1,5 @@
-"""Seeded, resumable training of the logic model on freshly generated formulas, with a size curriculum."""
+"""Seeded, resumable training of the logic model on freshly generated formulas, with a size curriculum
+and an auxiliary truth-table loss on the encoder output."""
 
 from __future__ import annotations
 
@@ -16,7 +17,14 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from decoderlens.logic.data import MAX_SIZE, LogicExample, generate_examples
-from decoderlens.logic.formulas import FormulaError, is_satisfying, parse_assignment, truth_mask
+from decoderlens.logic.formulas import (
+    NUM_ASSIGNMENTS,
+    FormulaError,
+    is_satisfying,
+    parse_assignment,
+    subformula_masks,
+    truth_mask,
+)
 from decoderlens.logic.model import ModelShape, build_model, build_tokenizer
 
 
@@ -25,16 +33,19 @@ class TrainConfig:
     """Everything that determines a training run; stored with every checkpoint and in the model card."""
 
     seed: int = 0
-    max_steps: int = 14_000
+    max_steps: int = 12_000
     batch_size: int = 64
-    learning_rate: float = 2e-3
-    warmup_steps: int = 400
-    min_lr_ratio: float = 0.05
+    micro_batches: int = 4
+    """Each batch is sorted by formula size and run in this many slices (less padding, same gradient)."""
+    learning_rate: float = 1e-3
+    warmup_steps: int = 300
+    min_lr_ratio: float = 0.1
     weight_decay: float = 0.01
     curriculum_start_size: int = 6
-    curriculum_steps: int = 5_000
-    size_band: int = 2
-    """Batches hold sizes within this band of a random top size (0: sizes uniform over the whole range)."""
+    curriculum_steps: int = 3_000
+    aux_weight: float = 1.0
+    """Weight of the auxiliary loss: a linear probe on the encoder output predicts the 32-entry truth table of
+    the subformula starting at every position. The probe is dropped at export; the model is a plain T5."""
     init_from: str | None = None
     """Start a fresh run (new schedule) from the weights of this checkpoint file or model folder
     (e.g. the shipped model: ``decoderlens.logic.shipped_model_path()``)."""
@@ -60,13 +71,10 @@ def curriculum_max_size(step: int, cfg: TrainConfig) -> int:
 
 
 def training_batch(step: int, cfg: TrainConfig) -> list[LogicExample]:
-    """A deterministic batch for ``step``: sizes in a narrow band so that padding stays small."""
+    """A deterministic batch for ``step``, sizes uniform up to the curriculum's limit, sorted by size."""
     rng = random.Random(cfg.seed * 1_000_003 + step)
-    if cfg.size_band == 0:
-        return generate_examples(cfg.batch_size, seed=rng.getrandbits(32), max_size=curriculum_max_size(step, cfg))
-    top = rng.randint(1, curriculum_max_size(step, cfg))
-    low = max(1, top - cfg.size_band)
-    return generate_examples(cfg.batch_size, seed=rng.getrandbits(32), max_size=top, min_size=low)
+    examples = generate_examples(cfg.batch_size, seed=rng.getrandbits(32), max_size=curriculum_max_size(step, cfg))
+    return sorted(examples, key=lambda e: e.size)
 
 
 def encode_batch(
@@ -77,6 +85,31 @@ def encode_batch(
     labels = tokenizer([e.target for e in examples], padding=True, return_tensors="pt").input_ids
     labels[labels == tokenizer.pad_token_id] = -100
     return {"input_ids": enc.input_ids, "attention_mask": enc.attention_mask, "labels": labels}
+
+
+def truth_table_targets(examples: list[LogicExample], width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per example and input position: the subformula's truth table as 32 bits, and which positions have one."""
+    bits = torch.zeros(len(examples), width, NUM_ASSIGNMENTS)
+    valid = torch.zeros(len(examples), width, dtype=torch.bool)
+    shifts = torch.arange(NUM_ASSIGNMENTS)
+    for row, example in enumerate(examples):
+        masks = torch.tensor(subformula_masks(example.formula))
+        bits[row, : len(masks)] = ((masks[:, None] >> shifts) & 1).float()
+        valid[row, : len(masks)] = True
+    return bits, valid
+
+
+def batch_loss(model: Any, probe: torch.nn.Module, tokenizer: PreTrainedTokenizerBase,
+               examples: list[LogicExample], aux_weight: float) -> torch.Tensor:
+    """Cross-entropy on the target plus the weighted truth-table loss of the encoder-output probe."""
+    batch = encode_batch(tokenizer, examples)
+    out = model(**batch)
+    if not aux_weight:
+        return out.loss  # type: ignore[no-any-return]
+    bits, valid = truth_table_targets(examples, batch["input_ids"].shape[1])
+    logits = probe(out.encoder_last_hidden_state)
+    aux = torch.nn.functional.binary_cross_entropy_with_logits(logits[valid], bits[valid])
+    return out.loss + aux_weight * aux  # type: ignore[no-any-return]
 
 
 @torch.no_grad()
@@ -104,9 +137,11 @@ def train(out_dir: Path, cfg: TrainConfig, validation: list[LogicExample]) -> Pa
     torch.manual_seed(cfg.seed)
     tokenizer = build_tokenizer()
     model = build_model(len(tokenizer), cfg.shape)
+    probe = torch.nn.Linear(cfg.shape.d_model, NUM_ASSIGNMENTS)
     model.train()
     optimizer = torch.optim.AdamW(
-        model.parameters(), lr=cfg.learning_rate, betas=(0.9, 0.98), weight_decay=cfg.weight_decay
+        [*model.parameters(), *probe.parameters()], lr=cfg.learning_rate, betas=(0.9, 0.98),
+        weight_decay=cfg.weight_decay,
     )
     ckpt_path = out_dir / "checkpoint.pt"
     log_path = out_dir / "train_log.jsonl"
@@ -121,17 +156,25 @@ def train(out_dir: Path, cfg: TrainConfig, validation: list[LogicExample]) -> Pa
     if ckpt_path.exists():
         state = torch.load(ckpt_path, weights_only=False)
         model.load_state_dict(state["model"])
+        if "probe" in state:
+            probe.load_state_dict(state["probe"])
         optimizer.load_state_dict(state["optimizer"])
         step, elapsed = state["step"], state["elapsed"]
     started = time.monotonic() - elapsed
     bar = tqdm(total=cfg.max_steps, initial=step, desc="train", dynamic_ncols=True)
     val_acc = float("nan")
+    slices = max(1, min(cfg.micro_batches, cfg.batch_size))
     while step < cfg.max_steps:
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, cfg)
-        loss = model(**encode_batch(tokenizer, training_batch(step, cfg))).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        examples = training_batch(step, cfg)
+        total = 0.0
+        for part in range(slices):
+            chunk = examples[part * len(examples) // slices : (part + 1) * len(examples) // slices]
+            loss = batch_loss(model, probe, tokenizer, chunk, cfg.aux_weight) * len(chunk) / len(examples)
+            loss.backward()
+            total += loss.item()
+        torch.nn.utils.clip_grad_norm_([*model.parameters(), *probe.parameters()], 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         step += 1
@@ -139,13 +182,13 @@ def train(out_dir: Path, cfg: TrainConfig, validation: list[LogicExample]) -> Pa
         if step % cfg.eval_every == 0 or step == cfg.max_steps:
             val_acc, val_exact = semantic_accuracy(model, tokenizer, validation[: cfg.eval_examples])
             with log_path.open("a") as f:
-                record = {"step": step, "loss": loss.item(), "val_correct": val_acc, "val_exact": val_exact,
+                record = {"step": step, "loss": total, "val_correct": val_acc, "val_exact": val_exact,
                           "max_size": curriculum_max_size(step, cfg), "minutes": (time.monotonic() - started) / 60}
                 f.write(json.dumps(record) + "\n")
-        bar.set_postfix(loss=f"{loss.item():.3f}", val=f"{val_acc:.3f}", size=curriculum_max_size(step, cfg))
+        bar.set_postfix(loss=f"{total:.3f}", val=f"{val_acc:.3f}", size=curriculum_max_size(step, cfg))
         if step % cfg.checkpoint_every == 0 or step == cfg.max_steps:
-            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                     "elapsed": time.monotonic() - started, "config": asdict(cfg)}
+            state = {"model": model.state_dict(), "probe": probe.state_dict(), "optimizer": optimizer.state_dict(),
+                     "step": step, "elapsed": time.monotonic() - started, "config": asdict(cfg)}
             torch.save(state, ckpt_path.with_suffix(".tmp"))
             ckpt_path.with_suffix(".tmp").replace(ckpt_path)
     bar.close()
