@@ -9,9 +9,9 @@ inputs; the parent checks that all methods produce identical tokens and prints r
 
 - naive: for each layer, the model with its encoder cut to that layer, and ordinary ``generate``;
 - loop: encoder once, one ``generate`` per layer;
-- decoderlens: the engine (stacked layers, finished rows dropped between rounds; top-length cap off so that
-  every method decodes the same tokens);
-- decoderlens-lean: the engine with its opt-in lean greedy loop (``lean=True``) in place of ``generate``;
+- decoderlens: the engine (stacked layers; greedy search through the lean loop where the generation config
+  allows it, beam search through ``generate``; top-length cap off so that every method decodes the same tokens);
+- decoderlens-generate: the engine with ``lean=False``: ``generate`` only, finished rows dropped between rounds;
 - decoderlens-1call: the engine with every stack decoded in one ``generate`` call;
 - floor: one ordinary ``generate`` over as many rows as the stack (the decoding work that cannot be avoided).
 """
@@ -33,7 +33,7 @@ SHAPES = {
     "t5-small": {"d_model": 512, "d_ff": 2048, "num_layers": 6, "num_heads": 8, "d_kv": 64},
     "t5-base": {"d_model": 768, "d_ff": 3072, "num_layers": 12, "num_heads": 12, "d_kv": 64},
 }
-METHODS = ("naive", "loop", "decoderlens", "decoderlens-lean", "decoderlens-1call", "floor")
+METHODS = ("naive", "loop", "decoderlens", "decoderlens-generate", "decoderlens-1call", "floor")
 
 
 def build(shape: str) -> tuple[Any, Any, list[str]]:
@@ -82,10 +82,10 @@ def run_method(method: str, shape: str, inputs: int, max_new_tokens: int, num_be
                 tokens += model.generate(encoder_outputs=BaseModelOutput(last_hidden_state=state),
                                          attention_mask=batch["attention_mask"], **kwargs).tolist()
         elif method.startswith("decoderlens"):
-            first_round = None if method.endswith("1call") else 16
+            first_round = None if method.endswith("1call") else 16  # 1call: lean off too
             out = lens.generate(texts, "all", batch_size=len(texts), max_rows=len(texts) * len(layers),
                                 max_new_tokens=max_new_tokens, num_beams=num_beams, first_round=first_round,
-                                lean=method == "decoderlens-lean", top_length_cap=None)
+                                lean=method == "decoderlens", top_length_cap=None)
             tokens = [ex.layer(layer).token_ids for layer in layers for ex in out]
         else:  # floor: the same number of rows through one ordinary generate
             stacked = {k: v.repeat(len(layers), 1) for k, v in batch.items()}
@@ -136,7 +136,7 @@ def main() -> None:
         print(f"  tokens identical to loop: {method:18s} {same}")
     engine = results.get("decoderlens")
     if engine:
-        for other in ("naive", "loop", "decoderlens-lean", "decoderlens-1call", "floor"):
+        for other in ("naive", "loop", "decoderlens-generate", "decoderlens-1call", "floor"):
             if other in results:
                 print(f"  {other:18s} / decoderlens = {results[other]['seconds'] / engine['seconds']:.2f}x")
 

@@ -1,9 +1,9 @@
 """Memory-budget benchmark: peak memory of decoding under several ``max_memory`` budgets, side by side.
 
 Each budget runs in its own subprocess on the same random t5-small-shaped model and inputs. The child
-loads the model and encodes once, then records the peak resident memory added by decoding every layer
-(CPU: ``ru_maxrss`` growth; CUDA: ``max_memory_allocated`` growth). The parent checks that the tokens are
-identical under every budget and prints each peak next to its budget.
+loads the model and warms up, then records the peak memory that decoding every layer adds (CPU: resident
+memory sampled every millisecond; CUDA: the allocator's peak). The encoder pass is included. The parent
+checks that the tokens are identical under every budget and prints each peak next to its budget.
 
     python benchmarks/bench_memory.py --inputs 32 --budgets none,400MB,100MB,25MB
 """
@@ -15,6 +15,7 @@ import json
 import resource
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -22,10 +23,41 @@ from typing import Any
 import torch
 
 
-def peak_bytes(device: torch.device) -> int:
-    if device.type == "cuda":
-        return int(torch.cuda.max_memory_allocated(device))
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+def rss_bytes() -> int:
+    """Current resident memory of this process (Linux)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize()
+
+
+class PeakMeter:
+    """Peak memory added while the block runs: CUDA's allocator peak, or RSS sampled every millisecond."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device, self.peak, self._running = device, 0, False
+
+    def __enter__(self) -> PeakMeter:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.base = torch.cuda.memory_allocated(self.device)
+        else:
+            self.base, self._running = rss_bytes(), True
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while self._running:
+            self.peak = max(self.peak, rss_bytes() - self.base)
+            time.sleep(0.001)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            self.peak = torch.cuda.max_memory_allocated(self.device) - self.base
+        else:
+            self._running = False
+            self._thread.join()
 
 
 def run_budget(budget: str, inputs: int, max_new_tokens: int, device_name: str) -> dict[str, Any]:
@@ -44,16 +76,13 @@ def run_budget(budget: str, inputs: int, max_new_tokens: int, device_name: str) 
     lens.generate(texts[:2], max_new_tokens=2)  # warm up allocator and kernels
     with torch.no_grad():
         lens.encode(texts)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    before = peak_bytes(device)
     start = time.perf_counter()
-    out = lens.generate(texts, batch_size=inputs, max_rows=10_000, max_new_tokens=max_new_tokens,
-                        top_length_cap=None, max_memory=None if budget == "none" else budget)
+    with PeakMeter(device) as meter:
+        out = lens.generate(texts, batch_size=inputs, max_rows=10_000, max_new_tokens=max_new_tokens,
+                            top_length_cap=None, max_memory=None if budget == "none" else budget)
     seconds = time.perf_counter() - start
     tokens = [r.token_ids for ex in out for r in ex.readouts]
-    return {"budget": budget, "added_peak_mb": (peak_bytes(device) - before) / 2**20, "seconds": seconds,
-            "tokens": tokens}
+    return {"budget": budget, "added_peak_mb": meter.peak / 2**20, "seconds": seconds, "tokens": tokens}
 
 
 def main() -> None:

@@ -12,6 +12,9 @@ _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
           "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
 LOGIT_COPIES = 3
 """float32 copies of one row's logits alive at a step (logits, processed scores, log-softmax)."""
+SLACK = 1.3
+"""Growth of key/value caches by concatenation and allocator slack on top of the tensors counted
+(measured with ``benchmarks/bench_memory.py``)."""
 
 
 def parse_size(size: int | str) -> int:
@@ -57,13 +60,14 @@ class RowCost:
         caches = 2 * self.layers * self.kv_width * (source_length + prompt_length + new_tokens)
         step = self.ffn + 4 * self.width
         per_beam = (source_length * state_width + caches + step) * self.item + LOGIT_COPIES * 4 * self.vocab
-        return num_beams * per_beam
+        return int(SLACK * num_beams * per_beam)
 
     def scoring(self, source_length: int, state_width: int, target_length: int) -> int:
         """One row of a teacher-forced pass: encoder states, activations and full-vocabulary log-probs."""
         activations = target_length * (self.ffn + 6 * self.width) + 2 * self.layers * self.kv_width * (
             source_length + target_length)
-        return (source_length * state_width + activations) * self.item + LOGIT_COPIES * 4 * target_length * self.vocab
+        logprobs = LOGIT_COPIES * 4 * target_length * self.vocab
+        return int(SLACK * ((source_length * state_width + activations) * self.item + logprobs))
 
 
 def rows_within(budget: int, row_bytes: int) -> int:

@@ -134,7 +134,7 @@ class DecoderLens:
         truncation: bool = False,
         progress: bool = False,
         first_round: int | None = 16,
-        lean: bool = False,
+        lean: bool = True,
         top_length_cap: float | None = DEFAULT_TOP_LENGTH_CAP,
         max_memory: int | str | None = None,
         **generate_kwargs: Any,
@@ -144,10 +144,10 @@ class DecoderLens:
         The encoder runs once per batch; selected layers are stacked along the batch dimension and
         decoded together, in as many ``generate`` calls as the ``max_rows`` budget requires. Greedy
         decoding runs in rounds (``first_round`` new tokens, then twice as many, ...) that continue only
-        unfinished rows; ``first_round=None`` decodes each stack in one ``generate`` call. ``lean=True``
-        replaces ``generate`` by a plain loop over the model's forward that drops rows the step they end
-        (``lean.lean_greedy``; token-identical, used only where the generation config asks for plain greedy
-        search with no logits processor; on CPU it measured no faster than ``generate``, so it is opt-in).
+        unfinished rows; ``first_round=None`` decodes each stack in one ``generate`` call. Where the
+        generation config asks for plain greedy search with no logits processor, a lean loop over the
+        model's forward replaces ``generate`` and drops rows the step they end (``lean.lean_greedy``;
+        token-identical, tested for every family it applies to); ``lean=False`` keeps ``generate``.
 
         ``top_length_cap`` (greedy decoding; default 2.0) ties the length of lower layers' outputs to the
         top layer's: an example's readout of layer ``l < L`` is cut after ``ceil(cap * n) + 16`` new tokens,

@@ -30,7 +30,7 @@ class DecodingPlan:
     eos_token_ids: set[int] = field(default_factory=set)
     bypass_model_generate: bool = False
     """Call the generic ``GenerationMixin.generate`` instead of a model's own override."""
-    lean: bool = False
+    lean: bool = True
     """Plain greedy search (no logits processor in the generation config) runs ``lean.lean_greedy``."""
     first_round: int | None = 16
     """Greedy decoding runs in rounds of 16, 32, 64, ... new tokens and continues only unfinished rows,
@@ -104,7 +104,7 @@ def plan_decoding(
     processor: Any,
     *,
     first_round: int | None = 16,
-    lean: bool = False,
+    lean: bool = True,
     max_new_tokens: int | None = None,
     num_beams: int = 1,
     tgt_lang: str | None = None,
