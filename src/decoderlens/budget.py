@@ -76,4 +76,3 @@ def rows_within(budget: int, row_bytes: int) -> int:
         raise InputError(f"a memory budget of {budget:,} bytes is below what one row needs (about {row_bytes:,} "
                          "bytes): raise max_memory or lower max_new_tokens")
     return budget // row_bytes
-

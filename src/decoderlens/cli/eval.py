@@ -58,7 +58,7 @@ def eval_command(
     tgt_lang: TgtLangOpt = None,
     language: Annotated[str | None, typer.Option("--language", help="Spoken language (Whisper).")] = None,
     speech_task: Annotated[str | None, typer.Option("--speech-task", help="transcribe or translate (Whisper).")] = None,
-    top_length_cap: Annotated[float | None, TopLengthCapOpt.__metadata__[0]] = None,
+    top_length_cap: TopLengthCapOpt = None,
     score: Annotated[bool | None, typer.Option("--score/--no-score", help="Score the reference per layer.")] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", min=1)] = None,
     on_error: Annotated[str | None, typer.Option("--on-error", help="skip or fail on malformed rows.")] = None,

@@ -22,7 +22,7 @@ MaxMemoryOpt = Annotated[str | None, typer.Option(
     "--max-memory", help="Keep each decoding call's stacked rows under this much memory, e.g. 8GiB.")]
 DtypeOpt = Annotated[str, typer.Option("--dtype", help="auto, float32, bfloat16 or float16.")]
 TgtLangOpt = Annotated[str | None, typer.Option("--tgt-lang", help="Target language (NLLB, M2M100, mBART-50).")]
-TopLengthCapOpt = Annotated[float, typer.Option(
+TopLengthCapOpt = Annotated[float | None, typer.Option(
     "--top-length-cap", min=0, help="Cut lower layers' greedy outputs after CAP x the top layer's length + 16 "
     "tokens; 0 switches it off.")]
 FinalNormOpt = Annotated[FinalNormChoice, typer.Option("--final-norm", help="Apply the encoder's final norm to "

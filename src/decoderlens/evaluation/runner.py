@@ -59,9 +59,9 @@ class EvalSettings:
     device: str = "auto"
     dtype: str = "auto"
     device_map: str | None = None
+    """``"auto"``: spread a model too large for one GPU over all GPUs of this process (not with several processes)."""
     max_memory: str | None = None
     """Memory budget of one decoding call (e.g. ``"8GiB"``); changes speed, never results."""
-    """``"auto"``: spread a model too large for one GPU over all GPUs of this process (not with several processes)."""
 
     def identity(self) -> dict[str, Any]:
         """The settings that determine the readouts; a results folder only ever holds one identity."""

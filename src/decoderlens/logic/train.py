@@ -33,7 +33,7 @@ class TrainConfig:
     """Everything that determines a training run; stored with every checkpoint and in the model card."""
 
     seed: int = 0
-    max_steps: int = 12_000
+    max_steps: int = 16_000
     batch_size: int = 64
     micro_batches: int = 4
     """Each batch is sorted by formula size and run in this many slices (less padding, same gradient)."""
@@ -42,7 +42,7 @@ class TrainConfig:
     min_lr_ratio: float = 0.1
     weight_decay: float = 0.01
     curriculum_start_size: int = 6
-    curriculum_steps: int = 3_000
+    curriculum_steps: int = 5_000
     aux_weight: float = 1.0
     """Weight of the auxiliary loss: a linear probe on the encoder output predicts the 32-entry truth table of
     the subformula starting at every position. The probe is dropped at export; the model is a plain T5."""
