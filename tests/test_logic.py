@@ -17,6 +17,7 @@ from decoderlens.logic.formulas import (
     FULL_MASK,
     FormulaError,
     is_satisfying,
+    majority_assignment,
     minimal_assignment,
     parse_assignment,
     truth_mask,
@@ -87,6 +88,29 @@ def test_minimal_assignment_examples() -> None:
     assert minimal_assignment(truth_mask("& a ! a")) is None
 
 
+def test_majority_targets_are_full_satisfying_and_follow_the_counts() -> None:
+    assert str(majority_assignment(truth_mask("| a b"))) == "a 1 b 0 c 0 d 0 e 0"  # a 1 keeps 16 of 24
+    assert str(majority_assignment(truth_mask("& ! a b"))) == "a 0 b 1 c 0 d 0 e 0"
+    assert str(majority_assignment(truth_mask("xor c e"))) == "a 0 b 0 c 0 d 0 e 1"  # ties: 0, then forced
+    assert majority_assignment(truth_mask("& a ! a")) is None
+    minimal = generate_examples(500, seed=6)
+    majority = generate_examples(500, seed=6, target="majority")
+    assert [e.formula for e in minimal] == [e.formula for e in majority]  # the target kind never moves formulas
+    for ex in majority:
+        assignment = parse_assignment(ex.target)
+        assert len(assignment.values) == 5 and is_satisfying(truth_mask(ex.formula), assignment)
+    with pytest.raises(ValueError, match="unknown target kind"):
+        generate_examples(2, seed=0, target="shortest")
+
+
+def test_demo_measures_exact_match_against_the_models_own_target(tmp_path: Path) -> None:
+    from decoderlens.logic.demo import trained_target
+
+    assert trained_target(tmp_path) == "minimal"  # no training record: the generator's default
+    (tmp_path / "training_config.json").write_text(json.dumps({"target": "majority"}))
+    assert trained_target(tmp_path) == "majority"
+
+
 def test_splits_and_tokenizer(tmp_path: Path) -> None:
     paths = write_splits(tmp_path, seed=1, sizes={"train": 200, "validation": 50, "test": 50})
     train = list(read_jsonl(paths["train"]))
@@ -153,6 +177,8 @@ def test_mixed_size_batches_and_warm_start(tmp_path: Path) -> None:
 
     sizes = [e.size for e in training_batch(5, TrainConfig(curriculum_steps=0, batch_size=256))]
     assert sizes == sorted(sizes) and sizes[-1] - sizes[0] > 20  # mixed sizes, sorted for the micro-batches
+    assert {len(e.target.split()) for e in training_batch(5, TrainConfig())} == {10}  # full majority targets
+    assert any(len(e.target.split()) < 10 for e in training_batch(5, TrainConfig(target="minimal")))
     early = [e.size for e in training_batch(0, TrainConfig(batch_size=256))]
     assert max(early) <= TrainConfig().curriculum_start_size
     shape = ModelShape(d_model=32, num_layers=2, num_heads=2, d_ff=64)

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from decoderlens.cli.common import friendly_errors
+
+
+class TargetChoice(StrEnum):
+    majority = "majority"
+    minimal = "minimal"
+
 
 logic_app = typer.Typer(help="The propositional-logic experiment: data, training, analysis.", no_args_is_help=True)
 
@@ -31,11 +38,14 @@ def data(
     seed: Annotated[int, typer.Option("--seed")] = 0,
     train_size: Annotated[int, typer.Option("--train-size", min=1)] = 100_000,
     eval_size: Annotated[int, typer.Option("--eval-size", min=1)] = 2_000,
+    target: Annotated[TargetChoice, typer.Option("--target", help="Targets: 'minimal' partial assignments or "
+                                                 "full 'majority' ones.")] = TargetChoice.minimal,
 ) -> None:
-    """Write seeded train/validation/test splits of satisfiable formulas with minimal assignments."""
+    """Write seeded train/validation/test splits of satisfiable formulas with satisfying assignments."""
     from decoderlens.logic.data import write_splits
 
-    paths = write_splits(out, seed, {"train": train_size, "validation": eval_size, "test": eval_size})
+    sizes = {"train": train_size, "validation": eval_size, "test": eval_size}
+    paths = write_splits(out, seed, sizes, target=str(target))
     for name, path in paths.items():
         typer.echo(f"{name}: {path}")
 
@@ -51,6 +61,9 @@ def train(
                                               "the encoder output (0: plain sequence-to-sequence).")] = 1.0,
     d_model: Annotated[int, typer.Option("--d-model", min=8, help="Model width (feed-forward 4x); the shipped "
                                          "model has 64, the paper's 128.")] = 64,
+    target: Annotated[TargetChoice, typer.Option(
+        "--target", help="What the model learns to write: 'majority' (a full assignment, each variable towards more "
+        "satisfying completions) or 'minimal' (the generator's minimal partial assignment).")] = TargetChoice.majority,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     threads: Annotated[int | None, typer.Option("--threads", help="CPU threads for torch.")] = None,
     init_from: Annotated[str | None, typer.Option("--init-from", help="Warm-start from a checkpoint file or "
@@ -66,7 +79,7 @@ def train(
     if threads:
         torch.set_num_threads(threads)
     offset, count = SPLITS["validation"]
-    validation = generate_examples(count, seed=seed * 1000 + offset, prefix="validation-")
+    validation = generate_examples(count, seed=seed * 1000 + offset, prefix="validation-", target=str(target))
     if init_from == "shipped":
         from decoderlens.logic import shipped_model_path
 
@@ -74,7 +87,7 @@ def train(
     from decoderlens.logic.model import ModelShape
 
     cfg = TrainConfig(seed=seed, max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate,
-                      curriculum_steps=curriculum_steps, aux_weight=aux_weight, init_from=init_from,
+                      curriculum_steps=curriculum_steps, aux_weight=aux_weight, target=str(target), init_from=init_from,
                       shape=ModelShape(d_model=d_model, d_ff=4 * d_model))
     final = run_training(out, cfg, validation)
     typer.echo(f"model saved to {final}")

@@ -25,7 +25,7 @@ license: apache-2.0
 ---
 # decoderlens logic model
 
-A T5 encoder-decoder trained from scratch to output a satisfying partial assignment for a propositional
+A T5 encoder-decoder trained from scratch to output a satisfying assignment for a propositional
 formula over `a..e` (operators `! & | xor <->`, Polish notation, sizes 1-35), in the spirit of the
 DecoderLens paper's logic model (6 encoder + 6 decoder layers). It is the embedded default of
 `decoderlens demo`.
@@ -42,7 +42,7 @@ tokenizer over `<pad> </s> <unk> a b c d e ! & | xor <-> 0 1`. It is an ordinary
   (`decoderlens.logic.data`), sizes uniform up to the curriculum's limit; each batch is sorted by size and
   run in {training.get("micro_batches", 1)} slices (less padding, same gradient); {steps:,} steps x {batch} formulas
   = {steps * batch:,} formulas seen;
-- target: the minimal satisfying partial assignment (fewest variables, then variable order);
+- target: {target_text(training)};
 - loss: cross-entropy on the target{aux_text(training)};
 - AdamW (betas 0.9/0.98, weight decay {training.get("weight_decay")}), peak learning rate
   {training.get("learning_rate")}, {training.get("warmup_steps")} warm-up steps, cosine decay to
@@ -61,6 +61,15 @@ Trivial baselines on the same formulas: the best constant answer ({base["best_co
 correct for {float(base["best_constant"]):.1%}; a uniformly random full assignment for
 {float(base["random_full_assignment"]):.1%}.
 """
+
+
+def target_text(training: dict[str, Any]) -> str:
+    """How the card describes the training target (older runs trained on minimal assignments)."""
+    if training.get("target", "minimal") == "majority":
+        return ("a full satisfying assignment built in variable order, each variable taking the value that keeps "
+                "more satisfying completions (0 on ties); any satisfying assignment counts as correct, and exact "
+                "match below is measured against this target")
+    return "the minimal satisfying partial assignment (fewest variables, then variable order)"
 
 
 def aux_text(training: dict[str, Any]) -> str:

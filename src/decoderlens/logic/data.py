@@ -1,10 +1,11 @@
-"""Seeded generator of satisfiable propositional formulas with minimal partial assignments as targets."""
+"""Seeded generator of satisfiable propositional formulas with satisfying assignments as targets
+(by default the minimal partial assignment)."""
 
 from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from decoderlens.logic.formulas import (
     VARIABLES,
     canonical_cubes,
     formula_depth,
+    majority_assignment,
     truth_mask,
 )
 
@@ -53,10 +55,27 @@ def targets_for_masks(masks: np.ndarray) -> list[str]:
     return [str(cubes[i][0]) for i in first]
 
 
+def majority_targets(masks: np.ndarray) -> list[str]:
+    """Full assignments chosen variable by variable towards more satisfying completions (see
+    ``majority_assignment``)."""
+    return [str(majority_assignment(int(mask))) for mask in masks]
+
+
+TARGET_KINDS: dict[str, Callable[[np.ndarray], list[str]]] = {
+    "minimal": targets_for_masks,
+    "majority": majority_targets,
+}
+"""The assignment written as an example's target: the minimal satisfying partial assignment (fewest
+variables, then variable order), or the full ``majority`` one. Any satisfying assignment is correct."""
+
+
 def generate_examples(
-    count: int, seed: int, max_size: int = MAX_SIZE, min_size: int = 1, prefix: str = ""
+    count: int, seed: int, max_size: int = MAX_SIZE, min_size: int = 1, prefix: str = "", target: str = "minimal"
 ) -> list[LogicExample]:
-    """``count`` satisfiable, non-tautological formulas with sizes uniform in ``[min_size, max_size]``."""
+    """``count`` satisfiable, non-tautological formulas with sizes uniform in ``[min_size, max_size]``,
+    each with a target of kind ``target`` (a key of ``TARGET_KINDS``; the formulas do not depend on it)."""
+    if target not in TARGET_KINDS:
+        raise ValueError(f"unknown target kind {target!r}; choose one of {', '.join(TARGET_KINDS)}")
     rng = random.Random(seed)
     formulas: list[str] = []
     masks: list[int] = []
@@ -69,7 +88,7 @@ def generate_examples(
                 break
         formulas.append(" ".join(tokens))
         masks.append(mask)
-    targets = targets_for_masks(np.array(masks, dtype=np.int64))
+    targets = TARGET_KINDS[target](np.array(masks, dtype=np.int64))
     return [
         LogicExample(f"{prefix}{i}", f, t, len(f.split()), formula_depth(f))
         for i, (f, t) in enumerate(zip(formulas, targets, strict=True))
@@ -95,12 +114,13 @@ def read_jsonl(path: Path) -> Iterator[LogicExample]:
                 yield LogicExample(**json.loads(line))
 
 
-def write_splits(out_dir: Path, seed: int = 0, sizes: dict[str, int] | None = None) -> dict[str, Path]:
+def write_splits(out_dir: Path, seed: int = 0, sizes: dict[str, int] | None = None,
+                 target: str = "minimal") -> dict[str, Path]:
     """Write train/validation/test JSONL files; each split has its own derived seed, so they differ."""
     paths = {}
     for name, (offset, default_count) in SPLITS.items():
         count = (sizes or {}).get(name, default_count)
-        examples = generate_examples(count, seed=seed * 1000 + offset, prefix=f"{name}-")
+        examples = generate_examples(count, seed=seed * 1000 + offset, prefix=f"{name}-", target=target)
         paths[name] = out_dir / f"{name}.jsonl"
         write_jsonl(examples, paths[name])
     return paths

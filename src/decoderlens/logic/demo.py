@@ -23,10 +23,19 @@ from decoderlens.presentation.report import write_report
 from decoderlens.results import ExampleReadouts, LayerReadout, LensOutput, atomic_write_text
 
 
-def held_out_examples(count: int, seed: int = 0) -> list[LogicExample]:
-    """The first ``count`` formulas of the seeded test split (never seen in training)."""
+def held_out_examples(count: int, seed: int = 0, target: str = "minimal") -> list[LogicExample]:
+    """The first ``count`` formulas of the seeded test split (never seen in training), with targets of kind
+    ``target``."""
     offset, _ = SPLITS["test"]
-    return generate_examples(count, seed=seed * 1000 + offset, prefix="test-")
+    return generate_examples(count, seed=seed * 1000 + offset, prefix="test-", target=target)
+
+
+def trained_target(model_path: Path) -> str:
+    """The kind of target a logic model folder was trained on (its ``training_config.json``; else minimal)."""
+    config = model_path / "training_config.json"
+    if not config.is_file():
+        return "minimal"
+    return str(json.loads(config.read_text(encoding="utf-8")).get("target", "minimal"))
 
 
 def readouts_from_folder(out_dir: Path, examples: list[LogicExample], model: str, num_layers: int) -> LensOutput:
@@ -70,7 +79,7 @@ def run_demo(out_dir: Path, count: int = 300, batch_size: int = 64, console: Con
     path = model_path or shipped_model_path()
     lens = DecoderLens.from_pretrained(str(path), device="cpu")
     lens.name = "decoderlens/logic-model" if model_path is None else str(path)
-    examples = held_out_examples(count)
+    examples = held_out_examples(count, target=trained_target(path))
     out_dir.mkdir(parents=True, exist_ok=True)
     data = out_dir / "heldout.jsonl"
     write_jsonl(examples, data)

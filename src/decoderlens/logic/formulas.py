@@ -154,3 +154,23 @@ def minimal_assignment(formula_mask: int) -> Assignment | None:
         if mask & ~formula_mask & FULL_MASK == 0:
             return assignment
     return None
+
+
+def majority_assignment(formula_mask: int) -> Assignment | None:
+    """A full satisfying assignment built in variable order, each variable taking the value that keeps
+    more satisfying completions (0 on ties); ``None`` if unsatisfiable.
+
+    Every step keeps at least one satisfying completion, so the result always satisfies; unlike the
+    minimal assignment, each choice is a comparison of counts, which degrades gracefully when a model
+    only approximates the truth table.
+    """
+    if not formula_mask:
+        return None
+    cube, values = FULL_MASK, []
+    for var in VARIABLES:
+        ones = cube & VARIABLE_MASKS[var]
+        zeros = cube & ~VARIABLE_MASKS[var]
+        value = int((formula_mask & ones).bit_count() > (formula_mask & zeros).bit_count())
+        cube = ones if value else zeros
+        values.append((var, value))
+    return Assignment(tuple(values))

@@ -43,6 +43,9 @@ class TrainConfig:
     weight_decay: float = 0.01
     curriculum_start_size: int = 6
     curriculum_steps: int = 5_000
+    target: str = "majority"
+    """The kind of assignment the model learns to write (a key of ``data.TARGET_KINDS``); validation examples
+    should carry the same kind, so that exact match is measured against it."""
     aux_weight: float = 1.0
     """Weight of the auxiliary loss: a linear probe on the encoder output predicts the 32-entry truth table of
     the subformula starting at every position. The probe is dropped at export; the model is a plain T5."""
@@ -73,7 +76,8 @@ def curriculum_max_size(step: int, cfg: TrainConfig) -> int:
 def training_batch(step: int, cfg: TrainConfig) -> list[LogicExample]:
     """A deterministic batch for ``step``, sizes uniform up to the curriculum's limit, sorted by size."""
     rng = random.Random(cfg.seed * 1_000_003 + step)
-    examples = generate_examples(cfg.batch_size, seed=rng.getrandbits(32), max_size=curriculum_max_size(step, cfg))
+    examples = generate_examples(cfg.batch_size, seed=rng.getrandbits(32), max_size=curriculum_max_size(step, cfg),
+                                 target=cfg.target)
     return sorted(examples, key=lambda e: e.size)
 
 
