@@ -66,3 +66,22 @@ def test_cli_errors_are_one_line(model_dir: Path, args: list[str], message: str)
 def test_unknown_model_folder(tmp_path: Path) -> None:
     proc = cli("run", str(tmp_path / "nope"), "hello")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_logic_data_train_and_export_commands(tmp_path: Path) -> None:
+    data = str(tmp_path / "data")
+    proc = cli("logic", "data", data, "--train-size", "20", "--eval-size", "5", "--target", "majority")
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in (tmp_path / "data" / "test.jsonl").read_text().splitlines()]
+    assert len(rows) == 5 and all(len(r["target"].split()) == 10 for r in rows)
+    proc = cli("logic", "train", str(tmp_path / "run"), "--max-steps", "2", "--d-model", "16", "--warmup-steps", "1",
+               "--micro-batches", "1", "--target", "minimal", "--threads", "1")
+    assert proc.returncode == 0, proc.stderr
+    config = json.loads((tmp_path / "run" / "model" / "training_config.json").read_text())
+    assert (config["target"], config["micro_batches"], config["warmup_steps"], config["steps"]) == ("minimal", 1, 1, 2)
+    proc = cli("logic", "train", str(tmp_path / "bad"), "--target", "shortest")
+    assert proc.returncode != 0 and "shortest" in proc.stderr
+    checkpoint = str(tmp_path / "run" / "checkpoint.pt")
+    proc = cli("logic", "export", checkpoint, str(tmp_path / "model"), "--card-examples", "0")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "model" / "model.safetensors").is_file()

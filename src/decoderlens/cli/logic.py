@@ -56,6 +56,9 @@ def train(
     max_steps: Annotated[int, typer.Option("--max-steps", min=1)] = 16_000,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 64,
     learning_rate: Annotated[float, typer.Option("--lr")] = 1e-3,
+    warmup_steps: Annotated[int, typer.Option("--warmup-steps", min=0)] = 300,
+    micro_batches: Annotated[int, typer.Option("--micro-batches", min=1, help="Slices each size-sorted batch is "
+                                               "run in (same gradient, less padding).")] = 4,
     curriculum_steps: Annotated[int, typer.Option("--curriculum-steps", min=0)] = 5_000,
     aux_weight: Annotated[float, typer.Option("--aux-weight", min=0, help="Weight of the truth-table loss on "
                                               "the encoder output (0: plain sequence-to-sequence).")] = 1.0,
@@ -87,6 +90,7 @@ def train(
     from decoderlens.logic.model import ModelShape
 
     cfg = TrainConfig(seed=seed, max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate,
+                      warmup_steps=warmup_steps, micro_batches=micro_batches,
                       curriculum_steps=curriculum_steps, aux_weight=aux_weight, target=str(target), init_from=init_from,
                       shape=ModelShape(d_model=d_model, d_ff=4 * d_model))
     final = run_training(out, cfg, validation)
