@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -141,6 +142,41 @@ def test_training_checkpoints_resume_and_export(tmp_path: Path) -> None:
     lens = DecoderLens.from_pretrained(str(final), device="cpu")
     assert lens.num_layers == 2
     assert json.loads((final / "training_config.json").read_text())["steps"] == 5
+
+
+def test_snapshots_are_kept_and_averaged_at_export(tmp_path: Path) -> None:
+    import torch
+
+    from decoderlens.logic.card import model_card
+    from decoderlens.logic.model import ModelShape
+    from decoderlens.logic.train import TrainConfig, export_checkpoint, train
+
+    cfg = TrainConfig(max_steps=4, eval_every=4, checkpoint_every=1, eval_examples=4, warmup_steps=1, snapshots=3,
+                      shape=ModelShape(d_model=32, num_layers=2, num_heads=2, d_ff=64))
+    train(tmp_path, cfg, generate_examples(4, seed=9))
+    snaps = sorted((tmp_path / "snapshots").glob("step-*.pt"))
+    assert [p.name for p in snaps] == ["step-0000002.pt", "step-0000003.pt", "step-0000004.pt"]
+    weights = [torch.load(p, weights_only=False)["model"] for p in snaps[1:]]
+    folder = export_checkpoint(tmp_path / "checkpoint.pt", tmp_path / "avg", average_last=2)
+    from transformers import T5ForConditionalGeneration
+
+    exported = T5ForConditionalGeneration.from_pretrained(folder).state_dict()
+    key = "encoder.block.0.layer.0.SelfAttention.q.weight"
+    assert torch.allclose(exported[key], (weights[0][key] + weights[1][key]) / 2)
+    assert not torch.allclose(exported[key], weights[1][key])
+    record = json.loads((folder / "training_config.json").read_text())
+    assert record["averaged_steps"] == [3, 4]
+    analysis = analyze(examples := generate_examples(3, seed=1), _echo_readouts(examples))
+    assert "mean of 2 snapshots" in model_card(record, analysis, 3)
+    with pytest.raises(ValueError, match="fewer than the 5"):
+        export_checkpoint(tmp_path / "checkpoint.pt", tmp_path / "avg5", average_last=5)
+
+
+def _echo_readouts(examples: list) -> Any:  # type: ignore[type-arg]
+    from decoderlens.results import ExampleReadouts, LayerReadout, LensOutput
+
+    rows = [ExampleReadouts(e.formula, [LayerReadout(layer, e.target, []) for layer in (0, 1)]) for e in examples]
+    return LensOutput("m", 1, rows)
 
 
 def test_subformula_truth_tables_feed_the_auxiliary_loss() -> None:

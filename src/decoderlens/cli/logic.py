@@ -105,13 +105,18 @@ def export(
     card_examples: Annotated[int, typer.Option("--card-examples", help="Held-out formulas measured for the "
                                                "model card (0: no card).")] = 2000,
     notes: Annotated[str | None, typer.Option("--notes", help="Training history for the model card.")] = None,
+    average_last: Annotated[int, typer.Option("--average-last", min=1, help="Export the mean weights of the run's "
+                                              "newest N snapshots (1: the checkpoint itself).")] = 1,
 ) -> None:
     """Export a training checkpoint as a model folder that `decoderlens run` reads, with a model card."""
     from decoderlens.logic.card import write_model_card
     from decoderlens.logic.demo import run_demo
     from decoderlens.logic.train import export_checkpoint
 
-    folder = export_checkpoint(checkpoint, target, half=half)
+    try:
+        folder = export_checkpoint(checkpoint, target, half=half, average_last=average_last)
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--average-last") from None
     if notes:
         config_path = folder / "training_config.json"
         config_path.write_text(json.dumps({**json.loads(config_path.read_text()), "notes": notes}, indent=2))

@@ -39,18 +39,16 @@ tokenizer over `<pad> </s> <unk> a b c d e ! & | xor <-> 0 1`. It is an ordinary
 
 ## Training
 - data: formulas generated afresh for every batch by the seeded generator
-  (`decoderlens.logic.data`), sizes uniform up to the curriculum's limit; each batch is sorted by size and
-  run in {training.get("micro_batches", 1)} slices (less padding, same gradient); {steps:,} steps x {batch} formulas
-  = {steps * batch:,} formulas seen;
+  (`decoderlens.logic.data`), sizes uniform up to the curriculum's limit{slices_text(training)};
+  {steps:,} steps x {batch} formulas = {steps * batch:,} formulas seen;
 - target: {target_text(training)};
 - loss: cross-entropy on the target{aux_text(training)};
 - AdamW (betas 0.9/0.98, weight decay {training.get("weight_decay")}), peak learning rate
   {training.get("learning_rate")}, {training.get("warmup_steps")} warm-up steps, cosine decay to
   {training.get("min_lr_ratio")} of the peak; gradient clipping 1.0;
-- curriculum: formula sizes up to {training.get("curriculum_start_size")} at first, growing linearly to 35
-  over {training.get("curriculum_steps")} steps;
+- curriculum: {curriculum_text(training)};
 - seed {training.get("seed")}; {float(training.get("minutes", 0.0)):.0f} minutes on 2 CPU cores
-  (`decoderlens logic train`; the run resumes from its checkpoint).
+  (`decoderlens logic train`; the run resumes from its checkpoint){averaging_text(training)}.
 {"" if not training.get("notes") else chr(10) + "History: " + str(training["notes"]) + chr(10)}
 ## Results (greedy decoding, {num_examples} held-out test formulas)
 | encoder layer read | parses | semantically correct | exact match |
@@ -61,6 +59,31 @@ Trivial baselines on the same formulas: the best constant answer ({base["best_co
 correct for {float(base["best_constant"]):.1%}; a uniformly random full assignment for
 {float(base["random_full_assignment"]):.1%}.
 """
+
+
+def slices_text(training: dict[str, Any]) -> str:
+    """How the card describes micro-batches (nothing when each batch runs whole)."""
+    slices = int(training.get("micro_batches", 1))
+    if slices <= 1:
+        return ""
+    return f"; each batch is sorted by size and run in {slices} slices (less padding, same gradient)"
+
+
+def curriculum_text(training: dict[str, Any]) -> str:
+    """How the card describes the size curriculum."""
+    if not int(training.get("curriculum_steps", 0)):
+        return "none (all sizes from the first step)"
+    return (f"formula sizes up to {training.get('curriculum_start_size')} at first, growing linearly to 35 "
+            f"over {training.get('curriculum_steps')} steps")
+
+
+def averaging_text(training: dict[str, Any]) -> str:
+    """How the card describes checkpoint averaging at export (absent when the checkpoint was exported as is)."""
+    steps = training.get("averaged_steps")
+    if not steps:
+        return ""
+    return (f";\n- the shipped weights are the mean of {len(steps)} snapshots taken every "
+            f"{training.get('checkpoint_every')} steps, from step {steps[0]:,} to step {steps[-1]:,}")
 
 
 def target_text(training: dict[str, Any]) -> str:
