@@ -25,9 +25,9 @@ from decoderlens.logic.formulas import (
 )
 from decoderlens.logic.model import build_tokenizer
 
-SHIPPED_MIN_TOP_LAYER_CORRECT = 0.52
-"""The shipped model's top layer must solve at least this share of the fixed held-out sample (it solves 57%
-of these 200, 53.5% of 2,000 test formulas): a regression check, not a quality claim."""
+SHIPPED_MIN_TOP_LAYER_CORRECT = 0.82
+"""The shipped model's top layer must solve at least this share of the fixed held-out sample (it solves 87.5%
+of these 200, 88.5% of 2,000 test formulas): a regression check, and the issue's 80% bar with a margin."""
 
 
 def test_generated_targets_are_correct_minimal_and_sizes_are_spread() -> None:
