@@ -104,7 +104,7 @@ def test_majority_targets_are_full_satisfying_and_follow_the_counts() -> None:
         generate_examples(2, seed=0, target="shortest")
 
 
-def test_demo_measures_exact_match_against_the_models_own_target(tmp_path: Path) -> None:
+def test_target_kind_is_read_from_the_model_folder(tmp_path: Path) -> None:
     from decoderlens.logic.demo import trained_target
 
     assert trained_target(tmp_path) == "minimal"  # no training record: the generator's default
@@ -259,6 +259,8 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     records = [json.loads(line) for line in (tmp_path / "readouts.jsonl").read_text().splitlines()]
     assert len(records) == 20 * 7
     assert {"id", "layer", "input", "output", "reference"} <= set(records[0])
+    heldout = [json.loads(line) for line in (tmp_path / "heldout.jsonl").read_text().splitlines()]
+    assert all(len(r["target"].split()) == 10 for r in heldout)  # the shipped model's own (majority) targets
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["num_encoder_layers"] == 6 and len(summary["layers"]) == 7
     top = summary["layers"][-1]

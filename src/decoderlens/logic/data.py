@@ -46,7 +46,7 @@ def random_formula(size: int, rng: random.Random) -> list[str]:
     return [rng.choice(BINARY), *random_formula(left, rng), *random_formula(size - 1 - left, rng)]
 
 
-def targets_for_masks(masks: np.ndarray) -> list[str]:
+def minimal_targets(masks: np.ndarray) -> list[str]:
     """Vectorised minimal satisfying partial assignment for many truth masks at once."""
     cubes = canonical_cubes()
     cube_masks = np.array([m for _, m in cubes], dtype=np.int64)
@@ -62,7 +62,7 @@ def majority_targets(masks: np.ndarray) -> list[str]:
 
 
 TARGET_KINDS: dict[str, Callable[[np.ndarray], list[str]]] = {
-    "minimal": targets_for_masks,
+    "minimal": minimal_targets,
     "majority": majority_targets,
 }
 """The assignment written as an example's target: the minimal satisfying partial assignment (fewest
