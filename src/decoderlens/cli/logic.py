@@ -60,6 +60,8 @@ def train(
     micro_batches: Annotated[int, typer.Option("--micro-batches", min=1, help="Slices each size-sorted batch is "
                                                "run in (same gradient, less padding).")] = 4,
     curriculum_steps: Annotated[int, typer.Option("--curriculum-steps", min=0)] = 5_000,
+    size_bias: Annotated[float, typer.Option("--size-bias", min=0, help="Draw formula sizes with weight "
+                                             "size**BIAS (0: uniform; 1 dwells on large formulas).")] = 0.0,
     aux_weight: Annotated[float, typer.Option("--aux-weight", min=0, help="Weight of the truth-table loss on "
                                               "the encoder output (0: plain sequence-to-sequence).")] = 1.0,
     d_model: Annotated[int, typer.Option("--d-model", min=8, help="Model width (feed-forward 4x); the shipped "
@@ -91,7 +93,7 @@ def train(
 
     cfg = TrainConfig(seed=seed, max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate,
                       warmup_steps=warmup_steps, micro_batches=micro_batches,
-                      curriculum_steps=curriculum_steps, aux_weight=aux_weight, target=str(target), init_from=init_from,
+                      curriculum_steps=curriculum_steps, size_bias=size_bias, aux_weight=aux_weight, target=str(target), init_from=init_from,
                       shape=ModelShape(d_model=d_model, d_ff=4 * d_model))
     final = run_training(out, cfg, validation)
     typer.echo(f"model saved to {final}")

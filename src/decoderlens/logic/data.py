@@ -70,17 +70,24 @@ variables, then variable order), or the full ``majority`` one. Any satisfying as
 
 
 def generate_examples(
-    count: int, seed: int, max_size: int = MAX_SIZE, min_size: int = 1, prefix: str = "", target: str = "minimal"
+    count: int, seed: int, max_size: int = MAX_SIZE, min_size: int = 1, prefix: str = "", target: str = "minimal",
+    size_bias: float = 0.0,
 ) -> list[LogicExample]:
-    """``count`` satisfiable, non-tautological formulas with sizes uniform in ``[min_size, max_size]``,
-    each with a target of kind ``target`` (a key of ``TARGET_KINDS``; the formulas do not depend on it)."""
+    """``count`` satisfiable, non-tautological formulas with sizes in ``[min_size, max_size]``, each with a
+    target of kind ``target`` (a key of ``TARGET_KINDS``; the formulas do not depend on it).
+
+    Sizes are uniform when ``size_bias`` is 0; otherwise size ``s`` is drawn with weight ``s ** size_bias``
+    (training can dwell on the large formulas that a model solves last).
+    """
     if target not in TARGET_KINDS:
         raise ValueError(f"unknown target kind {target!r}; choose one of {', '.join(TARGET_KINDS)}")
     rng = random.Random(seed)
+    sizes = list(range(min_size, max_size + 1))
+    weights = [s**size_bias for s in sizes] if size_bias else None
     formulas: list[str] = []
     masks: list[int] = []
     while len(formulas) < count:
-        size = rng.randint(min_size, max_size)
+        size = rng.choices(sizes, weights)[0] if weights else rng.randint(min_size, max_size)
         while True:
             tokens = random_formula(size, rng)
             mask = truth_mask(tokens)

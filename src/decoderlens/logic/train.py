@@ -43,6 +43,8 @@ class TrainConfig:
     weight_decay: float = 0.01
     curriculum_start_size: int = 6
     curriculum_steps: int = 5_000
+    size_bias: float = 0.0
+    """Formula sizes are drawn with weight ``size ** size_bias`` (0: uniform, as in the test split)."""
     target: str = "majority"
     """The kind of assignment the model learns to write (a key of ``data.TARGET_KINDS``); validation examples
     should carry the same kind, so that exact match is measured against it."""
@@ -79,7 +81,7 @@ def training_batch(step: int, cfg: TrainConfig) -> list[LogicExample]:
     """A deterministic batch for ``step``, sizes uniform up to the curriculum's limit, sorted by size."""
     rng = random.Random(cfg.seed * 1_000_003 + step)
     examples = generate_examples(cfg.batch_size, seed=rng.getrandbits(32), max_size=curriculum_max_size(step, cfg),
-                                 target=cfg.target)
+                                 target=cfg.target, size_bias=cfg.size_bias)
     return sorted(examples, key=lambda e: e.size)
 
 
