@@ -13,7 +13,7 @@ from decoderlens import DecoderLens
 from decoderlens.testing import TINY_FAMILIES, sample_images, sample_texts, sample_waveforms, tiny_model, tiny_processor
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", 0)) or max(1, min(2, os.cpu_count() or 1)))
 
 FAMILIES = sorted(TINY_FAMILIES)
 TARGET_LANGUAGE = {"m2m_100": "w5", "nllb-moe": "w5"}

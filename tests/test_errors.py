@@ -110,3 +110,61 @@ def test_language_option_on_text_model_and_score_mismatch() -> None:
         lens_for("t5").score(["w1", "w2"], ["w3"])
     with pytest.raises(InputError, match="target #0 is empty"):
         lens_for("t5").score(["w1"], [""])
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [({"num_beams": 0}, r"num_beams \(--num-beams\) must be a whole number of at least 1, got 0"),
+     ({"batch_size": 0}, r"batch_size \(--batch-size\) must be a whole number of at least 1, got 0"),
+     ({"max_new_tokens": 0}, r"max_new_tokens \(--max-new-tokens\) must be a whole number of at least 1, got 0"),
+     ({"max_new_tokens": -1}, r"max_new_tokens \(--max-new-tokens\) must be a whole number of at least 1, got -1"),
+     ({"final_norm": "maybe"}, r"final_norm \(--final-norm\) must be one of auto, none, got 'maybe'"),
+     ({"layers": True}, r"layers \(--layers\) must be 'all', a list like '0,3,-1' or a slice like '2:6', got True"),
+     ({"layers": ""}, r"layer selection '' is empty"),
+     ({"max_rows": 0}, r"max_rows \(--max-rows\) must be a whole number of at least 1"),
+     ({"top_length_cap": -1.0}, r"top_length_cap \(--top-length-cap\) must be a number of at least 0")],
+)
+def test_api_validates_like_the_command_line(options: dict[str, object], message: str) -> None:
+    lens = lens_for("t5")
+    with pytest.raises(ValueError, match=message):
+        lens.generate(["w1 w2"], **options)  # type: ignore[arg-type]
+
+
+def test_score_validates_like_generate() -> None:
+    with pytest.raises(ValueError, match=r"batch_size \(--batch-size\)"):
+        lens_for("t5").score(["w1"], ["w2"], batch_size=0)
+    with pytest.raises(ValueError, match=r"final_norm \(--final-norm\)"):
+        lens_for("t5").score(["w1"], ["w2"], final_norm="maybe")  # type: ignore[arg-type]
+
+
+def test_loading_a_file_of_another_kind_says_so(tmp_path: Path) -> None:
+    from decoderlens import LensOutput, ScoreOutput
+
+    scores = lens_for("t5").score(["w1"], ["w2"], layers=-1)
+    scores.save(tmp_path / "scores.json")
+    with pytest.raises(InputError, match=r"does not hold a LensOutput.*LensOutput.save\(\)"):
+        LensOutput.load(tmp_path / "scores.json")
+    (tmp_path / "junk.json").write_text("not json at all")
+    with pytest.raises(InputError, match="cannot read a JSON file"):
+        ScoreOutput.load(tmp_path / "junk.json")
+    with pytest.raises(InputError, match="cannot read a JSON file"):
+        ScoreOutput.load(tmp_path / "missing.json")
+
+
+def test_english_only_whisper_accepts_english() -> None:
+    lens = lens_for("whisper")
+    assert not getattr(lens.model.generation_config, "lang_to_id", None)  # the tiny model is English-only
+    wave = sample_inputs("whisper", count=1)
+    plain = lens.generate(wave, layers=-1, max_new_tokens=4)
+    assert lens.generate(wave, layers=-1, max_new_tokens=4, language="en").to_dict()["examples"] == \
+        plain.to_dict()["examples"]
+    assert lens.generate(wave, layers=-1, max_new_tokens=4, task="transcribe")[0].readouts == plain[0].readouts
+    with pytest.raises(InputError, match="English-only"):
+        lens.generate(wave, language="de")
+
+
+def test_unknown_device_is_refused() -> None:
+    from decoderlens.loading import resolve_device
+
+    with pytest.raises(InputError, match=r"unknown device 'tpu': use auto, cpu, cuda, cuda:N or mps"):
+        resolve_device("tpu")

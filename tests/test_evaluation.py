@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 
 from conftest import lens_for
-from decoderlens import InputError
+from decoderlens import GenerationSettings, InputError, RuntimeSettings
 from decoderlens.evaluation.bootstrap import bootstrap
 from decoderlens.evaluation.data import DataSource, load_rows
 from decoderlens.evaluation.metrics import get_metric, list_metrics, mean_metric, register_metric, token_f1
 from decoderlens.evaluation.recipes import list_recipes, load_recipe
-from decoderlens.evaluation.runner import EvalSettings, evaluate
+from decoderlens.evaluation.runner import evaluate
+from decoderlens.evaluation.settings import EvalSettings
 from decoderlens.testing import sample_texts, sample_waveforms, tiny_model, tiny_processor
 
 
@@ -79,8 +80,9 @@ def _text_data(tmp_path: Path, count: int = 12) -> Path:
 
 
 def _settings(data: Path, **kw: object) -> EvalSettings:
-    return EvalSettings(model="tiny-bart", data=DataSource(str(data)), task="generic", max_new_tokens=5,
-                        chunk_size=4, batch_size=3, bootstrap_resamples=200, **kw)  # type: ignore[arg-type]
+    return EvalSettings(model="tiny-bart", data=DataSource(str(data)), preset="generic",
+                        generation=GenerationSettings(max_new_tokens=5), runtime=RuntimeSettings(batch_size=3),
+                        chunk_size=4, bootstrap_resamples=200, **kw)  # type: ignore[arg-type]
 
 
 def test_end_to_end_text_eval(tmp_path: Path) -> None:
@@ -94,8 +96,10 @@ def test_end_to_end_text_eval(tmp_path: Path) -> None:
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert [e["layer"] for e in summary["layers"]] == [0, 1, 2, 3]
     top = summary["layers"][-1]
-    assert top["agreement_with_top"]["value"] == 1.0 and top["n"] == 12
-    assert {"accuracy", "chrf", "logprob", "length_ratio"} <= set(top)
+    assert top["metrics"]["agreement_with_top"]["value"] == 1.0 and top["n"] == 12
+    assert {"accuracy", "chrf", "logprob", "length_ratio"} <= set(top["metrics"])
+    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert summary["settings"]["max_new_tokens"] == 5 and run["max_new_tokens"] == 5  # resolved, not null
     assert "nrefs:1" in summary["metrics"]["chrf"]["signature"]
     csv_lines = (tmp_path / "out" / "summary.csv").read_text().splitlines()
     assert csv_lines[0] == "layer,metric,value,low,high,n" and len(csv_lines) > 4
@@ -128,7 +132,8 @@ def test_changed_settings_are_refused(tmp_path: Path) -> None:
     data = _text_data(tmp_path, count=3)
     evaluate(_settings(data), tmp_path / "out", lens=lens_for("bart"), progress=False)
     with pytest.raises(InputError, match=r"other settings.*max_new_tokens"):
-        evaluate(EvalSettings(model="tiny-bart", data=DataSource(str(data)), max_new_tokens=9), tmp_path / "out",
+        evaluate(EvalSettings(model="tiny-bart", data=DataSource(str(data)),
+                              generation=GenerationSettings(max_new_tokens=9)), tmp_path / "out",
                  lens=lens_for("bart"), progress=False)
 
 
@@ -140,7 +145,7 @@ def test_malformed_rows_are_reported_or_refused(tmp_path: Path) -> None:
     assert len(loaded.rows) == 2
     assert [p.split(":")[0] for p in loaded.problems] == ["line 2", "line 3", "line 4"]
     report = evaluate(_settings(path), tmp_path / "out", lens=lens_for("bart"), progress=False)
-    assert len(report.summary["skipped"]) == 3
+    assert len(report.summary.skipped) == 3
     with pytest.raises(InputError, match=r"malformed rows.*line 2"):
         evaluate(_settings(path, on_error="fail"), tmp_path / "out2", lens=lens_for("bart"), progress=False)
 
@@ -163,12 +168,12 @@ def test_speech_eval_from_audio_folder(tmp_path: Path) -> None:
     (folder / "broken.wav").write_bytes(b"RIFFxxxxWAVEjunk")
     (folder / "broken.txt").write_text("w1")
     sf.write(folder / "untranscribed.wav", sample_waveforms(1)[0], 16000)
-    settings = EvalSettings(model="tiny-whisper", data=DataSource(str(folder)), task="asr", max_new_tokens=4,
-                            bootstrap_resamples=100, chunk_size=8)
+    settings = EvalSettings(model="tiny-whisper", data=DataSource(str(folder)), preset="asr",
+                            generation=GenerationSettings(max_new_tokens=4), bootstrap_resamples=100, chunk_size=8)
     report = evaluate(settings, tmp_path / "out", lens=lens_for("whisper"), progress=False)
     assert any("broken" in p and "cannot read audio" in p for p in report.skipped)
     assert any("untranscribed" in p and "empty reference" in p for p in report.skipped)
-    assert report.summary["layers"][0]["n"] == 4 and "wer" in report.summary["layers"][0]
+    assert report.summary.layers[0].n == 4 and "wer" in report.summary.layers[0].metrics
 
 
 def test_shipped_recipes_parse() -> None:
@@ -178,8 +183,8 @@ def test_shipped_recipes_parse() -> None:
         settings = load_recipe(name)
         metrics, _ = settings.metric_objects()
         assert settings.model and settings.data.path and metrics
-    assert load_recipe("nllb-flores-eng-zul").tgt_lang == "zul_Latn"
-    assert load_recipe("whisper-covost2-translate").task_token == "translate"
+    assert load_recipe("nllb-flores-eng-zul").generation.tgt_lang == "zul_Latn"
+    assert load_recipe("whisper-covost2-translate").generation.task == "translate"
     assert load_recipe("flan-t5-triviaqa", {"limit": 5}).data.limit == 5
 
 

@@ -11,6 +11,7 @@ from conftest import generation_options, lens_for, sample_inputs
 from decoderlens import DecoderLens, engine
 from decoderlens.generation import plan_decoding
 from decoderlens.lean import lean_applies
+from decoderlens.scoring import target_labels
 
 MAX_NEW = 8
 
@@ -38,8 +39,8 @@ def ordinary_generate(lens: DecoderLens, items: list[Any], family: str, num_beam
     plan = plan_decoding(lens.model, lens.adapter.spec, lens.processor, max_new_tokens=max_new,
                          **generation_options(family))
     batch = lens._prepare(items)
-    extra = {"forced_bos_token_id": plan.generate_kwargs["forced_bos_token_id"]} \
-        if "forced_bos_token_id" in plan.generate_kwargs else {}
+    extra = {"forced_bos_token_id": plan.options["forced_bos_token_id"]} if "forced_bos_token_id" in plan.options \
+        else {}
     with torch.no_grad():
         out = lens.model.generate(**batch, max_new_tokens=max_new, do_sample=False, num_beams=num_beams, **extra,
                                   **kwargs)
@@ -121,7 +122,7 @@ def test_top_layer_scores_equal_forward_pass(family: str) -> None:
     targets = ["w1 w2 w3", "w4", "w5 w6 w7 w8 w9"]
     scores = lens.score(items, targets, layers="all", top_k=3, **({"tgt_lang": generation_options(family)[
         "tgt_lang"]} if generation_options(family) else {}))
-    labels = lens._labels(targets, generation_options(family).get("tgt_lang"))
+    labels = target_labels(lens.tokenizer, lens.model, targets, generation_options(family).get("tgt_lang"))
     start = lens.model.generation_config.decoder_start_token_id
     decoder_in = torch.cat([torch.full_like(labels[:, :1], start), labels[:, :-1]], 1)
     decoder_in[decoder_in == -100] = lens.model.config.pad_token_id
@@ -202,7 +203,7 @@ def test_lean_loop_is_token_identical_where_it_applies(family: str) -> None:
     items = sample_inputs(family)
     plan = plan_decoding(lens.model, lens.adapter.spec, lens.processor, lean=True, max_new_tokens=12,
                          **generation_options(family))
-    if not (plan.lean and lean_applies(lens.model, plan.generate_kwargs)) or plan.bypass_model_generate:
+    if not (plan.lean and lean_applies(lens.model, plan.generate_options())) or plan.bypass_model_generate:
         pytest.skip(f"{family}: its generation config or decoder needs generate")
     for cap in (None, 1.0):
         assert readout_ids(lens, items, family, lean=True, max_new_tokens=12, top_length_cap=cap) == \
@@ -212,4 +213,48 @@ def test_lean_loop_is_token_identical_where_it_applies(family: str) -> None:
 def test_lean_loop_applies_to_some_families() -> None:
     lens = lens_for("t5")
     plan = plan_decoding(lens.model, lens.adapter.spec, lens.processor, lean=True)
-    assert lean_applies(lens.model, plan.generate_kwargs), "the lean-loop identity test would skip every family"
+    assert lean_applies(lens.model, plan.generate_options()), "the lean-loop identity test would skip every family"
+
+
+@pytest.mark.parametrize("family", ["t5", "bart", "whisper", "mbart"])
+@pytest.mark.parametrize("lean", [True, False])
+def test_cap_limits_that_arrive_while_decoding_equal_a_decode_of_each_layer_cut_afterwards(
+        family: str, lean: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One stack holds the top layer and every lower layer; a lower row gets its limit the step its example's
+    top row ends. The reference: each layer decoded on its own without cap, then cut at the limit set by the top
+    layer's own length. ``first_round=2`` makes limits arrive in the middle of rounds of ``generate``."""
+    monkeypatch.setattr(engine, "CAP_MARGIN", 1)
+    lens = lens_for(family)
+    items = sample_inputs(family, count=6, seed=5)
+    top = lens.num_layers
+    capped = readout_ids(lens, items, family, max_new_tokens=20, top_length_cap=1.0, lean=lean, first_round=2)
+    tops = [r[top] for r in readout_ids(lens, items, family, layers=-1, max_new_tokens=20, top_length_cap=None)]
+    assert len({len(t) for t in tops}) > 1, "top rows must end at different steps for this test to mean anything"
+    cut_somewhere = False
+    for layer in range(top):
+        alone = readout_ids(lens, items, family, layers=[layer], max_new_tokens=20, top_length_cap=None, lean=lean)
+        for example, (row, top_ids) in enumerate(zip(alone, tops, strict=True)):
+            limit = min(20, len(top_ids) + 1)
+            assert capped[example][layer] == row[layer][:limit], f"layer {layer}, example {example}"
+            cut_somewhere |= len(row[layer]) > limit
+    assert cut_somewhere, "no lower row was cut: the test would not test anything"
+    assert [c[top] for c in capped] == tops
+
+
+@pytest.mark.parametrize("family", ["t5", "bart"])
+def test_cap_holds_when_the_stack_is_split_into_calls(family: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine, "CAP_MARGIN", 1)
+    lens = lens_for(family)
+    items = sample_inputs(family, count=6, seed=5)
+    whole = readout_ids(lens, items, family, max_new_tokens=20, top_length_cap=1.0)
+    assert readout_ids(lens, items, family, max_new_tokens=20, top_length_cap=1.0, max_rows=4) == whole
+    assert readout_ids(lens, items, family, max_new_tokens=20, top_length_cap=1.0, layers="0:2") == \
+        [{layer: r[layer] for layer in (0, 1)} for r in whole]
+
+
+def test_automatic_batches_equal_one_input_at_a_time(family: str) -> None:
+    lens = lens_for(family)
+    items = sample_inputs(family, count=7, seed=8)
+    automatic = readout_ids(lens, items, family)  # default: as many inputs per batch as the rows allow
+    assert automatic == [readout_ids(lens, [item], family, batch_size=1)[0] for item in items]
+    assert readout_ids(lens, items, family, max_rows=len(items)) == automatic  # batches of about one input per layer

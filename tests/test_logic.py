@@ -8,16 +8,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 
 from decoderlens import DecoderLens
 from decoderlens.logic import shipped_model_path
-from decoderlens.logic.analysis import analyze, baselines, judge
+from decoderlens.logic.analysis import analyze, baselines
 from decoderlens.logic.data import MAX_SIZE, generate_examples, read_jsonl, write_splits
 from decoderlens.logic.demo import held_out_examples, run_demo
 from decoderlens.logic.formulas import (
     FULL_MASK,
     FormulaError,
     is_satisfying,
+    judge,
     majority_assignment,
     minimal_assignment,
     parse_assignment,
@@ -227,7 +229,7 @@ def test_mixed_size_batches_and_warm_start(tmp_path: Path) -> None:
     before = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)["model"]
     after = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)["model"]
     assert all(torch.allclose(before[k], after[k]) for k in before)  # warm start, and lr 0 keeps the weights
-    from decoderlens.logic.train import export_checkpoint
+    from decoderlens.logic.checkpoints import export_checkpoint
 
     folder = export_checkpoint(tmp_path / "a" / "checkpoint.pt", tmp_path / "model")
     third = TrainConfig(max_steps=1, eval_every=1, checkpoint_every=1, eval_examples=4, warmup_steps=1, shape=shape,
@@ -259,19 +261,24 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     records = [json.loads(line) for line in (tmp_path / "readouts.jsonl").read_text().splitlines()]
     assert len(records) == 20 * 7
     assert {"id", "layer", "input", "output", "reference"} <= set(records[0])
-    heldout = [json.loads(line) for line in (tmp_path / "heldout.jsonl").read_text().splitlines()]
+    heldout = [json.loads(line) for line in (tmp_path / "data" / "heldout.jsonl").read_text().splitlines()]
     assert all(len(r["target"].split()) == 10 for r in heldout)  # the shipped model's own (majority) targets
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["num_encoder_layers"] == 6 and len(summary["layers"]) == 7
-    top = summary["layers"][-1]
+    top = summary["layers"][-1]["metrics"]
     assert top["logic"]["value"] == analysis.overall[6].correct
     assert top["accuracy"]["value"] == analysis.overall[6].exact
     assert (tmp_path / "summary.csv").read_text().startswith("layer,metric")
     detail = json.loads((tmp_path / "logic_analysis.json").read_text())
     assert set(detail) >= {"overall", "by_size", "by_depth", "first_solved_by_size", "baselines"}
     assert set(analysis.overall) == set(range(7))
-    run_demo(tmp_path, count=20)  # a second run finds everything done and rewrites the same summary
+    report = (tmp_path / "report.html").read_text()
+    assert "Correct by formula size" in report  # the by-size analysis is part of the report
+    console = Console(record=True, width=120)
+    run_demo(tmp_path, count=20, console=console)  # a second run finds everything done and rewrites the same summary
     assert json.loads((tmp_path / "summary.json").read_text()) == summary
+    said = console.export_text()
+    assert "reusing the earlier run" in said and "report.html" in said
 
 
 def test_analysis_first_solved_layer() -> None:

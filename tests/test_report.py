@@ -10,8 +10,11 @@ from typing import Any
 import pytest
 
 from conftest import lens_for
+from decoderlens import GenerationSettings
 from decoderlens.evaluation.data import DataSource
-from decoderlens.evaluation.runner import EvalSettings, evaluate, summarize, write_summary
+from decoderlens.evaluation.folder import EvalFolder, ReadoutRecord
+from decoderlens.evaluation.runner import evaluate, summarize
+from decoderlens.evaluation.settings import EvalSettings
 from decoderlens.presentation.plots import write_plots
 from decoderlens.presentation.report import static_table_html, token_emergence, write_lens_output_html, write_report
 from decoderlens.testing import sample_texts
@@ -30,7 +33,7 @@ def eval_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data.write_text("".join(json.dumps({"id": f"e{i}", "input": t, "target": " ".join(t.split()[:3])}) + "\n"
                             for i, t in enumerate(texts)))
     settings = EvalSettings(model="tiny-t5", data=DataSource(str(data)), metrics=["accuracy", "token_f1"],
-                            max_new_tokens=6, score=True, bootstrap_resamples=100)
+                            generation=GenerationSettings(max_new_tokens=6), score=True, bootstrap_resamples=100)
     evaluate(settings, folder / "out", lens=lens_for("t5"), progress=False)
     write_report(folder / "out")
     return folder / "out"
@@ -40,14 +43,15 @@ def eval_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def hostile_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("hostile")
     long_text = "lorem-ipsum-" * 600
-    outputs = {0: "</script><script>window.injected = 1</script>", 1: "مرحبا بالعالم", 2: "שלום עולם 🎉 ünïcödé",
-               3: long_text}
-    records = [{"id": f"x{e}", "layer": layer, "input": "<b>bold?</b> & مرحبا", "output": out, "reference": "שלום"}
+    outputs = {0: "</script><script>window.injected = 1</script>", 1: "مرحبا بالعالم <!-- not a comment",
+               2: "שלום עולם 🎉 ünïcödé \u2028 & <![CDATA[", 3: long_text}
+    records = [ReadoutRecord(f"x{e}", layer, "<b>bold?</b> & مرحبا <!--", out, "שלום")
                for e in range(3) for layer, out in outputs.items()]
-    (folder / "readouts.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    store = EvalFolder(folder)
+    store.append(records)
     settings = EvalSettings(model="hostile", data=DataSource("none.jsonl"), metrics=["accuracy"],
                             bootstrap_resamples=50)
-    write_summary(folder, summarize(records, settings, num_layers=3))
+    store.write_summary(summarize(records, settings, num_layers=3))
     write_report(folder)
     return folder
 
@@ -133,7 +137,8 @@ def test_unicode_rtl_long_and_script_text_stay_intact(hostile_folder: Path) -> N
         assert page.evaluate("window.injected") is None
         body = page.inner_text("body")
         assert "</script><script>window.injected = 1</script>" in body
-        assert "مرحبا بالعالم" in body and "🎉 ünïcödé" in body and "<b>bold?</b> & مرحبا" in body
+        assert "مرحبا بالعالم <!-- not a comment" in body and "🎉 ünïcödé" in body and "<![CDATA[" in body
+        assert "<b>bold?</b> & مرحبا <!--" in body
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 1, "a long output broke the layout"
         assert page.locator("[dir=auto]").count() > 0

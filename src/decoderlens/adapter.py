@@ -6,7 +6,7 @@ import contextlib
 import inspect
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from transformers import PreTrainedModel
@@ -15,8 +15,8 @@ from transformers.utils import ModelOutput
 
 from decoderlens.architectures import ArchitectureSpec, EncoderLayout, resolve_architecture
 from decoderlens.errors import LayerSelectionError
+from decoderlens.settings import FinalNorm
 
-FinalNorm = Literal["auto", "none"]
 ENCODER_INPUT_NAMES = ("input_ids", "attention_mask", "input_features", "input_values", "pixel_values",
                        "token_type_ids")
 
@@ -122,6 +122,14 @@ class ModelAdapter:
         state = encoded.hidden_states[layer]
         norm = self.final_norm
         return norm(state) if final_norm == "auto" and norm is not None else state
+
+    def stack(self, encoded: EncodedBatch, layers: list[int], final_norm: FinalNorm = "auto",
+              device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Layer-major stacking: row ``i * B + b`` is example ``b`` read from ``layers[i]``; the mask repeats."""
+        states = torch.cat([self.layer_state(encoded, layer, final_norm).to(device or encoded.final_output.device)
+                            for layer in layers])
+        mask = None if encoded.attention_mask is None else encoded.attention_mask.repeat(len(layers), 1)
+        return states, mask
 
     @contextlib.contextmanager
     def truncated_encoder(self, num_blocks: int) -> Iterator[None]:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
-
-from transformers import PreTrainedModel
+from typing import TYPE_CHECKING
 
 from decoderlens.errors import InputError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
           "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
@@ -70,9 +72,15 @@ class RowCost:
         return int(SLACK * ((source_length * state_width + activations) * self.item + logprobs))
 
 
+def encoding_bytes(hidden_states_bytes: int) -> int:
+    """What encoding one input holds at its peak, from the size of its kept hidden states (all layers): the
+    states themselves plus one block's transient activations, estimated as as much again."""
+    return int(SLACK * 2 * hidden_states_bytes)
+
+
 def rows_within(budget: int, row_bytes: int) -> int:
     """How many rows of ``row_bytes`` fit ``budget``; refuses a budget below one row."""
     if row_bytes > budget:
         raise InputError(f"a memory budget of {budget:,} bytes is below what one row needs (about {row_bytes:,} "
-                         "bytes): raise max_memory or lower max_new_tokens")
+                         "bytes): raise max_memory (--max-memory) or lower max_new_tokens")
     return budget // row_bytes

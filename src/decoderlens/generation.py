@@ -14,6 +14,7 @@ from decoderlens.architectures import ArchitectureSpec
 from decoderlens.errors import InputError
 from decoderlens.inputs import get_tokenizer
 from decoderlens.lean import lean_applies, lean_greedy
+from decoderlens.limits import RowLimits
 
 DEFAULT_MAX_NEW_TOKENS = 64
 MIN_FINISHED_SHARE = 0.25
@@ -22,12 +23,16 @@ MIN_FINISHED_SHARE = 0.25
 
 @dataclass
 class DecodingPlan:
-    """Everything ``generate`` needs besides the encoder states, resolved once per call."""
+    """Everything decoding needs besides the encoder states, resolved once per call."""
 
     prompt: list[int]
     """Decoder prompt (start token, plus language and task tokens for Whisper-style models)."""
-    generate_kwargs: dict[str, Any] = field(default_factory=dict)
+    max_new_tokens: int
+    """The most new tokens any row may write."""
+    num_beams: int = 1
     eos_token_ids: set[int] = field(default_factory=set)
+    options: dict[str, Any] = field(default_factory=dict)
+    """Further ``generate`` options (forced target-language token, user extras)."""
     bypass_model_generate: bool = False
     """Call the generic ``GenerationMixin.generate`` instead of a model's own override."""
     lean: bool = True
@@ -35,6 +40,16 @@ class DecodingPlan:
     first_round: int | None = 16
     """Greedy decoding runs in rounds of 16, 32, 64, ... new tokens and continues only unfinished rows,
     so that rows that stopped no longer cost compute; ``None`` decodes in one ``generate`` call."""
+
+    @property
+    def greedy(self) -> bool:
+        """Plain greedy search: a row's first ``k`` new tokens do not depend on how long it may run."""
+        return self.num_beams == 1 and not self.options.get("do_sample")
+
+    def generate_options(self, **overrides: Any) -> dict[str, Any]:
+        """Keyword arguments of one ``generate`` call."""
+        return {"max_new_tokens": self.max_new_tokens, "num_beams": self.num_beams, "do_sample": False,
+                **self.options, **overrides}
 
 
 def decoder_start_id(model: PreTrainedModel) -> int:
@@ -67,15 +82,20 @@ def target_language_id(processor: Any, tgt_lang: str) -> int:
     )
 
 
+ENGLISH = ("en", "english", "<|en|>")
+
+
 def _speech_prompt(model: PreTrainedModel, start: int, language: str | None, task: str | None) -> list[int]:
     config = model.generation_config
     prompt = [start]
     lang_to_id = getattr(config, "lang_to_id", None) or {}
     task_to_id = getattr(config, "task_to_id", None) or {}
-    multilingual = bool(getattr(config, "is_multilingual", False)) and bool(lang_to_id)
-    if language is not None:
-        if not lang_to_id:
-            raise InputError("this model has no language tokens: drop the language option")
+    multilingual = bool(getattr(config, "is_multilingual", bool(lang_to_id))) and bool(lang_to_id)
+    if language is not None and not multilingual:
+        if language.lower() not in ENGLISH:
+            raise InputError(f"this English-only speech model transcribes English only, not {language!r}: drop "
+                             "--language or use a multilingual checkpoint")
+    elif language is not None:
         token = language if language.startswith("<|") else f"<|{language.lower()}|>"
         if token not in lang_to_id:
             raise InputError(f"unknown language {language!r}: use a code such as 'en', 'de', 'fr'")
@@ -86,8 +106,9 @@ def _speech_prompt(model: PreTrainedModel, start: int, language: str | None, tas
             "otherwise each layer would guess its own language"
         )
     if task is not None and not task_to_id:
-        raise InputError("this model has no task tokens: drop the task option")
-    if task_to_id and (multilingual or task is not None):
+        if task != "transcribe":
+            raise InputError(f"this model has no task tokens: it only transcribes, so drop task={task!r}")
+    elif task_to_id and (multilingual or task is not None):
         chosen = task or "transcribe"
         if chosen not in task_to_id:
             raise InputError(f"unknown task {chosen!r}: use 'transcribe' or 'translate'")
@@ -117,22 +138,22 @@ def plan_decoding(
     prompt = _speech_prompt(model, start, language, task) if spec.speech_prompt else [start]
     if not spec.speech_prompt and (language is not None or task is not None):
         raise InputError("language/task apply to Whisper-style speech models only; use tgt_lang for translation")
-    kwargs: dict[str, Any] = {"num_beams": num_beams, "do_sample": False, **extra}
+    options: dict[str, Any] = dict(extra)
     configured = model.generation_config.max_new_tokens
-    kwargs["max_new_tokens"] = max_new_tokens or configured or DEFAULT_MAX_NEW_TOKENS
     if spec.target_language == "none":
         if tgt_lang is not None:
             raise InputError(f"{spec.model_type} models take no target language: drop tgt_lang")
     elif tgt_lang is not None:
-        kwargs["forced_bos_token_id"] = target_language_id(processor, tgt_lang)
+        options["forced_bos_token_id"] = target_language_id(processor, tgt_lang)
     elif spec.target_language == "required" and model.generation_config.forced_bos_token_id is None:
         raise InputError(
             f"this multilingual {spec.model_type} model needs a target language: pass tgt_lang='fra_Latn' "
             "(--tgt-lang fra_Latn) or another language code of its tokenizer"
         )
-    return DecodingPlan(prompt, kwargs, _eos_ids(model), bypass_model_generate=spec.speech_prompt,
-                        first_round=first_round if spec.round_decoding else None,
-                        lean=lean and spec.round_decoding)
+    round_decoding = spec.round_decoding
+    return DecodingPlan(prompt, int(max_new_tokens or configured or DEFAULT_MAX_NEW_TOKENS), num_beams,
+                        _eos_ids(model), options, bypass_model_generate=spec.speech_prompt,
+                        lean=lean and round_decoding, first_round=first_round if round_decoding else None)
 
 
 def run_generate(
@@ -144,54 +165,51 @@ def run_generate(
     rows = encoder_states.shape[0]
     if prefix is None:
         prefix = torch.tensor([plan.prompt], device=encoder_states.device).repeat(rows, 1)
-    kwargs = {**plan.generate_kwargs, **overrides}
+    kwargs = plan.generate_options(**overrides)
     if mask is not None:
         kwargs["attention_mask"] = mask
     generate: Any = GenerationMixin.generate if plan.bypass_model_generate else type(model).generate  # type: ignore[attr-defined]
     return generate(model, encoder_outputs=encoder_outputs, decoder_input_ids=prefix, **kwargs)  # type: ignore[no-any-return]
 
 
-def greedy(plan: DecodingPlan) -> bool:
-    """Plain greedy search: every row's first ``k`` new tokens do not depend on how long it may run."""
-    kwargs = plan.generate_kwargs
-    return kwargs.get("num_beams", 1) == 1 and not kwargs.get("do_sample")
-
-
 def rounds_apply(model: PreTrainedModel, plan: DecodingPlan) -> bool:
     """Round-based decoding is token-identical for greedy search without per-call length rules."""
-    kwargs = plan.generate_kwargs
-    config = model.generation_config
-    return (plan.first_round is not None and greedy(plan)
-            and kwargs["max_new_tokens"] > 2 * plan.first_round and config.min_new_tokens is None
-            and kwargs.get("min_new_tokens") is None)
+    return (plan.first_round is not None and plan.greedy and plan.max_new_tokens > 2 * plan.first_round
+            and model.generation_config.min_new_tokens is None and plan.options.get("min_new_tokens") is None)
 
 
 def decode_rows(
     model: PreTrainedModel, plan: DecodingPlan, states: torch.Tensor, mask: torch.Tensor | None,
-    make_outputs: Callable[[torch.Tensor], ModelOutput], limits: list[int] | None = None,
+    make_outputs: Callable[[torch.Tensor], ModelOutput], limits: RowLimits | None = None,
+    rows: list[int] | None = None,
 ) -> list[list[int]]:
-    """Decode stacked rows; greedy decoding drops finished rows between rounds of growing length.
+    """Decode stacked rows (row ``i`` is ``rows[i]`` of ``limits``); returns sequences with their prompt.
 
-    A continued row gets its tokens so far as decoder prefix, so every logits processor that looks at the
-    sequence sees the same history. Rules tied to one call's start or end are kept where they belong:
-    begin-suppression and the forced first token only in the first round, the forced end-of-sequence token
-    only in the last. ``limits`` (greedy only) cuts row ``i`` after ``limits[i]`` new tokens: its output is
-    the first ``limits[i]`` tokens of what it would otherwise generate, and it stops costing compute there.
+    Greedy decoding stops every row at its limit, including limits that arrive while it runs; beam search
+    runs every row to ``max_new_tokens``. Greedy decoding of plain configurations runs the lean loop; other
+    greedy decoding runs in rounds of growing length that continue only unfinished rows: a continued row gets
+    its tokens so far as decoder prefix, so every logits processor sees the same history. Rules tied to one
+    call's start or end are kept where they belong: begin-suppression and the forced first token only in the
+    first round, the forced end-of-sequence token only in the last.
     """
-    total = int(plan.generate_kwargs["max_new_tokens"])
-    rows = states.shape[0]
-    caps = [total] * rows if limits is None or not greedy(plan) else [min(total, limit) for limit in limits]
-    budget = max(caps)
+    count = states.shape[0]
+    rows = list(range(count)) if rows is None else rows
+    if limits is None or not plan.greedy:
+        limits = RowLimits.uniform(max(rows) + 1, plan.max_new_tokens)
     keep = len(plan.prompt)
-    if plan.lean and not plan.bypass_model_generate and lean_applies(model, plan.generate_kwargs):
-        return lean_greedy(model, plan.prompt, states, mask, make_outputs, budget, plan.eos_token_ids, caps)
+    if plan.lean and not plan.bypass_model_generate and lean_applies(model, plan.generate_options()):
+        return lean_greedy(model, plan.prompt, states, mask, make_outputs, plan.eos_token_ids, limits, rows)
+    total = plan.max_new_tokens
+    budget = max(limits.limits[row] for row in rows)
     if not rounds_apply(model, plan):
-        overrides: dict[str, Any] = {} if budget == total else {"max_new_tokens": budget, "forced_eos_token_id": None}
+        overrides: dict[str, Any] = {} if budget >= total else {"max_new_tokens": budget, "forced_eos_token_id": None}
         out = run_generate(model, plan, make_outputs(states), mask, **overrides).tolist()
-        return [sequence[: keep + cap] for sequence, cap in zip(out, caps, strict=True)]
+        for sequence, row in zip(out, rows, strict=True):
+            limits.ended(row, _new_length(sequence, keep, plan.eos_token_ids))
+        return [limits.cut(sequence, row, keep) for sequence, row in zip(out, rows, strict=True)]
     device = states.device
-    active = list(range(rows))
-    prefixes = {row: list(plan.prompt) for row in active}
+    active = list(range(count))
+    prefixes = {local: list(plan.prompt) for local in active}
     finished: dict[int, list[int]] = {}
     generated, step = 0, int(plan.first_round or total)
     while active and generated < budget:
@@ -202,23 +220,36 @@ def decode_rows(
         if generated:
             overrides.update(begin_suppress_tokens=None, forced_bos_token_id=None)
         index = torch.tensor(active, device=device)
-        prefix = torch.tensor([prefixes[row] for row in active], device=device)
+        prefix = torch.tensor([prefixes[local] for local in active], device=device)
         out = run_generate(model, plan, make_outputs(states.index_select(0, index)),
                            None if mask is None else mask.index_select(0, index), prefix, **overrides).tolist()
-        still = []
-        for row, sequence in zip(active, out, strict=True):
+        done = set()
+        for local, sequence in zip(active, out, strict=True):
             new = sequence[prefix.shape[1]:]
-            if any(token in plan.eos_token_ids for token in new) or len(new) < step or generated + step >= caps[row]:
-                finished[row] = sequence[: keep + caps[row]]
-            else:
-                prefixes[row] = sequence
-                still.append(row)
+            prefixes[local] = sequence
+            ends = any(token in plan.eos_token_ids for token in new) or len(new) < step
+            if ends or generated + step >= limits.limits[rows[local]]:
+                done.add(local)
+                limits.ended(rows[local], _new_length(sequence, keep, plan.eos_token_ids))
+        active_rows = {rows[local]: local for local in active}
+        done |= {local for row, local in active_rows.items() if limits.limits[row] <= generated + step}
+        still = [local for local in active if local not in done]
+        finished.update({local: prefixes[local] for local in done})
         ended = len(active) - len(still)
         active, generated = still, generated + step
+        budget = max([limits.limits[rows[local]] for local in active], default=0)
         # few rows ended: another round would not pay for its extra call, so finish in one go
         step = step * 2 if ended >= MIN_FINISHED_SHARE * (ended + len(still)) else budget
-    finished.update({row: prefixes[row] for row in active})
-    return [finished[row] for row in range(rows)]
+    finished.update({local: prefixes[local] for local in active})
+    return [limits.cut(finished[local], rows[local], keep) for local in range(count)]
+
+
+def _new_length(sequence: list[int], keep: int, eos_token_ids: set[int]) -> int:
+    """New tokens of a sequence before its first end-of-sequence token."""
+    for position, token in enumerate(sequence[keep:]):
+        if token in eos_token_ids:
+            return position
+    return len(sequence) - keep
 
 
 def strip_output(sequence: list[int], plan: DecodingPlan) -> list[int]:

@@ -23,7 +23,7 @@ def get_tokenizer(processor: Any) -> Any:
     return getattr(processor, "tokenizer", processor)
 
 
-def describe(item: Any, index: int) -> str:
+def describe(item: Any, index: int | str) -> str:
     """A short label for an input, used in results (the text itself, a file path, or a placeholder)."""
     if isinstance(item, str):
         return item

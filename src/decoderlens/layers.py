@@ -22,11 +22,16 @@ def _resolve(index: int, num_layers: int) -> int:
 def select_layers(spec: LayerSpec, num_layers: int) -> list[int]:
     """Layers to read out, 0..L, deduplicated and sorted.
 
-    ``None``/``"all"``: every layer; ``"0,3,-1"``: a list (negative counts from the end, -1 = L);
+    ``None``/``"all"``: every layer (an empty selection is refused); ``"0,3,-1"``: a list (negative counts from the end, -1 = L);
     ``"2:6"``: a Python-style slice (2, 3, 4, 5); slices and numbers can be mixed with commas.
     """
-    if spec is None or (isinstance(spec, str) and spec.strip().lower() in ("all", "")):
+    if isinstance(spec, bool):
+        raise LayerSelectionError(
+            f"layers (--layers) must be 'all', a list like '0,3,-1' or a slice like '2:6', got {spec!r}")
+    if spec is None or (isinstance(spec, str) and spec.strip().lower() == "all"):
         return list(range(num_layers + 1))
+    if isinstance(spec, str) and not spec.strip():
+        raise LayerSelectionError("layer selection '' is empty: use 'all', a list like '0,3,-1' or a slice like '2:6'")
     if isinstance(spec, int):
         return [_resolve(spec, num_layers)]
     if not isinstance(spec, str):

@@ -2,19 +2,22 @@
 
 ``generate`` spends a fixed overhead on every step (input preparation, logits processors, stopping
 criteria); for small models that overhead rivals the forward pass. This loop calls the forward with a
-key/value cache, takes the argmax and drops every row the step it ends. It applies no logits processor,
-so it is used only where the generation config asks for none (``lean_applies``); elsewhere ``generate``
-decodes.
+key/value cache, takes the argmax and drops every row the step it ends or reaches its limit. It applies no
+logits processor, so it is used only where the generation config asks for none (``lean_applies``);
+elsewhere ``generate`` decodes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from transformers import PreTrainedModel
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 from transformers.utils import ModelOutput
+
+from decoderlens.limits import RowLimits
 
 PROCESSOR_FIELDS: dict[str, object] = {
     "forced_bos_token_id": None, "forced_eos_token_id": None, "suppress_tokens": None,
@@ -26,52 +29,64 @@ PROCESSOR_FIELDS: dict[str, object] = {
 """Generation-config fields that add a logits processor, with the values that add none."""
 
 
-def lean_applies(model: PreTrainedModel, generate_kwargs: dict[str, object]) -> bool:
-    """True when ``generate`` would run plain greedy search with no logits processor at all."""
+def lean_applies(model: PreTrainedModel, options: dict[str, Any]) -> bool:
+    """True when ``generate`` with ``options`` would run plain greedy search with no logits processor at all."""
     config = model.generation_config
-    if generate_kwargs.get("num_beams", 1) != 1 or generate_kwargs.get("do_sample"):
+    if options.get("num_beams", 1) != 1 or options.get("do_sample"):
         return False
     for name, neutral in PROCESSOR_FIELDS.items():
-        value = generate_kwargs.get(name, getattr(config, name, neutral))
+        value = options.get(name, getattr(config, name, neutral))
         if value not in (neutral, None) and not (isinstance(value, (list, tuple, dict)) and not value):
             return False
-    return not (set(generate_kwargs) - {"num_beams", "do_sample", "max_new_tokens"})
+    return not (set(options) - {"num_beams", "do_sample", "max_new_tokens"})
 
 
 @torch.no_grad()
 def lean_greedy(
     model: PreTrainedModel, prompt: list[int], states: torch.Tensor, mask: torch.Tensor | None,
-    make_outputs: Callable[[torch.Tensor], ModelOutput], max_new_tokens: int, eos_token_ids: set[int],
-    limits: list[int] | None = None,
+    make_outputs: Callable[[torch.Tensor], ModelOutput], eos_token_ids: set[int], limits: RowLimits,
+    rows: list[int],
 ) -> list[list[int]]:
-    """Greedy sequences (prompt included, ending with EOS where a row ends) for stacked encoder states.
+    """Greedy sequences (prompt included) for stacked encoder states; row ``i`` is ``rows[i]`` of ``limits``.
 
-    ``limits`` stops row ``i`` after ``limits[i]`` new tokens (its output is then a prefix of the unlimited one).
+    A row stops at its end-of-sequence token or its limit; limits that arrive while decoding (an anchor row
+    ended) drop the rows already past them, whose sequences are cut when they are returned.
     """
-    rows = states.shape[0]
-    sequences = [list(prompt) for _ in range(rows)]
-    budget = torch.tensor(limits if limits is not None else [max_new_tokens] * rows, device=states.device)
-    alive = torch.arange(rows, device=states.device)
-    eos = torch.tensor(sorted(eos_token_ids), device=states.device)
+    count = states.shape[0]
+    sequences = [list(prompt) for _ in range(count)]
+    alive = list(range(count))
     cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
     encoder_outputs = make_outputs(states)
-    step_input = torch.tensor([prompt], device=states.device).repeat(rows, 1)
-    for step in range(1, min(max_new_tokens, int(budget.max())) + 1):
-        out = model(encoder_outputs=encoder_outputs, attention_mask=mask, decoder_input_ids=step_input,
-                    past_key_values=cache, use_cache=True)
-        cache = out.past_key_values
+    position = {row: index for index, row in enumerate(rows)}
+    step_input = torch.tensor([prompt], device=states.device).repeat(count, 1)
+    step = 0
+    while alive:
+        step += 1
+        out = model(encoder_outputs=encoder_outputs, attention_mask=mask, decoder_input_ids=step_input, cache=cache,
+                    use_cache=True)
+        cache = out.cache
         next_tokens = out.logits[:, -1, :].float().argmax(-1)
-        for row, token in zip(alive.tolist(), next_tokens.tolist(), strict=True):
-            sequences[row].append(token)
-        ended = torch.isin(next_tokens, eos) | (budget[alive] <= step)
-        if bool(ended.all()):
+        ended: set[int] = set()
+        for local, token in zip(alive, next_tokens.tolist(), strict=True):
+            sequences[local].append(token)
+            row = rows[local]
+            if token in eos_token_ids or step >= limits.limits[row]:
+                ended.add(local)
+                length = step - 1 if token in eos_token_ids else step
+                for dependent in limits.ended(row, length):
+                    if dependent in position and limits.limits[dependent] <= step:
+                        ended.add(position[dependent])
+        if not ended:
+            step_input = next_tokens[:, None]
+            continue
+        keep = [index for index, local in enumerate(alive) if local not in ended]
+        if not keep:
             break
-        if bool(ended.any()):
-            keep = (~ended).nonzero().flatten()
-            alive, next_tokens = alive[keep], next_tokens[keep]
-            cache.batch_select_indices(keep)
-            states = states.index_select(0, keep)
-            encoder_outputs = make_outputs(states)
-            mask = None if mask is None else mask.index_select(0, keep)
-        step_input = next_tokens[:, None]
-    return sequences
+        index = torch.tensor(keep, device=states.device)
+        alive = [alive[i] for i in keep]
+        cache.batch_select_indices(index)
+        states = states.index_select(0, index)
+        encoder_outputs = make_outputs(states)
+        mask = None if mask is None else mask.index_select(0, index)
+        step_input = next_tokens.index_select(0, index)[:, None]
+    return [limits.cut(sequence, row, len(prompt)) for sequence, row in zip(sequences, rows, strict=True)]

@@ -3,27 +3,24 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Protocol, Self, TypeVar
 
+from decoderlens.errors import InputError
+from decoderlens.fileio import atomic_write_text
+
 E = TypeVar("E")
 
+DISPLAY_HOOKS: dict[tuple[str, str], Callable[[Any], Any]] = {}
+"""(result class name, ``html`` or ``rich``) -> renderer; filled in by the presentation layer, which results
+never import."""
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write a whole file atomically (a reader never sees a half-written file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
-    os.replace(tmp, path)
+
+def register_display(result_type: str, kind: str, render: Callable[[Any], Any]) -> None:
+    """Make ``render`` draw results of class ``result_type`` in notebooks (``html``) or terminals (``rich``)."""
+    DISPLAY_HOOKS[(result_type, kind)] = render
 
 
 class _HasLayer(Protocol):
@@ -87,8 +84,27 @@ class _ResultSet(Generic[E]):
 
     @classmethod
     def load(cls, path: str | Path) -> Self:
-        """Load a result written by ``save``."""
-        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+        """Load a result written by ``save``; a file of another kind is refused with a message."""
+        what = f"{cls.__name__}.load({str(path)!r})"
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise InputError(f"{what}: cannot read a JSON file ({err}); give a file written by .save()") from None
+        try:
+            return cls.from_dict(data)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise InputError(f"{what}: this file does not hold a {cls.__name__}; give a file written by "
+                             f"{cls.__name__}.save()") from None
+
+    def _repr_html_(self) -> str | None:
+        """Notebook display, drawn by the presentation layer where it is loaded."""
+        render = DISPLAY_HOOKS.get((type(self).__name__, "html"))
+        return None if render is None else str(render(self))
+
+    def __rich__(self) -> Any:
+        """Terminal display through rich, drawn by the presentation layer where it is loaded."""
+        render = DISPLAY_HOOKS.get((type(self).__name__, "rich"))
+        return repr(self) if render is None else render(self)
 
     def to_records(self) -> list[dict[str, Any]]:
         raise NotImplementedError
@@ -134,20 +150,6 @@ class LensOutput(_ResultSet[ExampleReadouts]):
             ExampleReadouts(ex["input"], [LayerReadout(**r) for r in ex["readouts"]]) for ex in data["examples"]
         ]
         return cls(data["model"], data["num_encoder_layers"], examples, data.get("settings", {}))
-
-    def _repr_html_(self) -> str:
-        """Notebook display: a static table of readouts."""
-        from decoderlens.presentation.report import static_table_html
-
-        return static_table_html(self)
-
-    def __rich__(self) -> Any:
-        """Terminal display through rich: one table per input."""
-        from rich.console import Group
-
-        from decoderlens.presentation.tables import readout_tables
-
-        return Group(*readout_tables(self))
 
     def to_records(self) -> list[dict[str, Any]]:
         """One flat record per (example, layer)."""

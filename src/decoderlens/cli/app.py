@@ -1,6 +1,8 @@
-"""The ``decoderlens`` command: a thin typer app over the library."""
+"""The ``decoderlens`` command: a thin typer app over the library; commands load the engine only when they run."""
 
 from __future__ import annotations
+
+from typing import Annotated
 
 import typer
 
@@ -9,13 +11,31 @@ from decoderlens.cli.logic import demo, logic_app
 from decoderlens.cli.report import plot, report
 from decoderlens.cli.run import run
 from decoderlens.cli.score import score
+from decoderlens.version import __version__
 
 app = typer.Typer(
     name="decoderlens",
     help="Read out every encoder layer of an encoder-decoder Transformer through its own decoder.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"decoderlens {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Read out every encoder layer of an encoder-decoder Transformer through its own decoder."""
+
+
 app.command("run")(run)
 app.command("score")(score)
 app.command("eval")(eval_command)
@@ -27,8 +47,4 @@ app.add_typer(logic_app, name="logic")
 
 def main() -> None:
     """Console-script entry point."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
     app()

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from decoderlens.cli.common import friendly_errors
+from decoderlens.cli.common import NumBeamsOpt, friendly_errors, quiet_transformers
 
 
 class TargetChoice(StrEnum):
@@ -23,13 +23,18 @@ logic_app = typer.Typer(help="The propositional-logic experiment: data, training
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the results.")] = Path("decoderlens-demo"),
     examples: Annotated[int, typer.Option("--examples", "-n", min=1, help="Held-out formulas to read.")] = 300,
-    model: Annotated[Path | None, typer.Option("--model", help="Another logic model folder.")] = None,
+    model: Annotated[Path | None, typer.Option("--model", help="Another logic model folder.",
+                                               show_default=False)] = None,
+    num_beams: NumBeamsOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="Start afresh instead of reusing an earlier run in "
+                                        "--out.")] = False,
 ) -> None:
     """Read out every encoder layer of the shipped logic model on held-out formulas (offline)."""
     from decoderlens.logic.demo import run_demo
 
     with friendly_errors():
-        run_demo(out, examples, model_path=model)
+        quiet_transformers()
+        run_demo(out, examples, model_path=model, force=force, num_beams=num_beams or 1)
 
 
 @logic_app.command("data")
@@ -93,7 +98,8 @@ def train(
 
     cfg = TrainConfig(seed=seed, max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate,
                       warmup_steps=warmup_steps, micro_batches=micro_batches,
-                      curriculum_steps=curriculum_steps, size_bias=size_bias, aux_weight=aux_weight, target=str(target), init_from=init_from,
+                      curriculum_steps=curriculum_steps, size_bias=size_bias,
+                      aux_weight=aux_weight, target=str(target), init_from=init_from,
                       shape=ModelShape(d_model=d_model, d_ff=4 * d_model))
     final = run_training(out, cfg, validation)
     typer.echo(f"model saved to {final}")
@@ -112,8 +118,8 @@ def export(
 ) -> None:
     """Export a training checkpoint as a model folder that `decoderlens run` reads, with a model card."""
     from decoderlens.logic.card import write_model_card
+    from decoderlens.logic.checkpoints import export_checkpoint
     from decoderlens.logic.demo import run_demo
-    from decoderlens.logic.train import export_checkpoint
 
     try:
         folder = export_checkpoint(checkpoint, target, half=half, average_last=average_last)
@@ -123,7 +129,10 @@ def export(
         config_path = folder / "training_config.json"
         config_path.write_text(json.dumps({**json.loads(config_path.read_text()), "notes": notes}, indent=2))
     if card_examples:
-        analysis = run_demo(target / "analysis", card_examples, model_path=folder)
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as scratch:
+            analysis = run_demo(Path(scratch) / "analysis", card_examples, model_path=folder)
         write_model_card(folder, analysis, card_examples)
     typer.echo(f"model saved to {folder}")
 
@@ -132,10 +141,14 @@ def export(
 def analyze_cmd(
     model: Annotated[Path, typer.Argument(help="Logic model folder.")],
     out: Annotated[Path, typer.Option("--out", "-o")] = Path("logic-analysis"),
-    examples: Annotated[int, typer.Option("--examples", "-n", min=1)] = 2_000,
+    examples: Annotated[int, typer.Option("--examples", "-n", min=1, help="Held-out formulas to read.")] = 2_000,
+    num_beams: NumBeamsOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="Start afresh instead of reusing an earlier run in "
+                                        "--out.")] = False,
 ) -> None:
     """Per-layer analysis of a logic model on the held-out test split."""
     from decoderlens.logic.demo import run_demo
 
     with friendly_errors():
-        run_demo(out, examples, model_path=model)
+        quiet_transformers()
+        run_demo(out, examples, model_path=model, force=force, num_beams=num_beams or 1)

@@ -7,30 +7,40 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from decoderlens.cli.common import FinalNormChoice, FormatChoice, emit, friendly_errors
-from decoderlens.cli.run import (
+from decoderlens.cli.common import (
+    BatchSizeOpt,
     DeviceMapOpt,
     DeviceOpt,
     DtypeOpt,
     FinalNormOpt,
+    FormatChoice,
     FormatOpt,
     LayersOpt,
     MaxMemoryOpt,
+    MaxRowsOpt,
     ModelArg,
     OutputOpt,
     TgtLangOpt,
+    TruncateOpt,
+    emit,
+    friendly_errors,
     load_lens,
+    overrides,
+    settings_of,
 )
 from decoderlens.errors import InputError
-from decoderlens.presentation.tables import render
+from decoderlens.settings import GenerationSettings, RuntimeSettings, check_count
 
 
 def read_pairs(path: Path) -> tuple[list[str], list[str]]:
     """Input/target pairs from a JSONL file with ``input`` and ``target`` fields."""
     inputs, targets = [], []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    try:
+        lines = path.read_bytes().decode("utf-8").splitlines()
+    except UnicodeDecodeError as err:
+        raise InputError(f"{path} is not valid UTF-8 ({err.reason} at byte {err.start})") from None
+    for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
@@ -44,33 +54,41 @@ def read_pairs(path: Path) -> tuple[list[str], list[str]]:
 
 def score(
     model: ModelArg,
-    source: Annotated[str | None, typer.Argument(help="Input text (or audio/image path).")] = None,
-    target: Annotated[str | None, typer.Argument(help="Target text to score.")] = None,
-    pairs: Annotated[Path | None, typer.Option("--pairs", help="JSONL file of {input, target} rows.")] = None,
-    layers: LayersOpt = "all",
-    top_k: Annotated[int, typer.Option("--top-k", min=1)] = 5,
-    final_norm: FinalNormOpt = FinalNormChoice.auto,
-    device: DeviceOpt = "auto",
-    dtype: DtypeOpt = "auto",
-    device_map: DeviceMapOpt = None,
+    source: Annotated[str | None, typer.Argument(help="Input text (or audio/image path).", show_default=False)] = None,
+    target: Annotated[str | None, typer.Argument(help="Target text to score.", show_default=False)] = None,
+    pairs: Annotated[Path | None, typer.Option("--pairs", help="JSONL file of {input, target} rows.",
+                                               show_default=False)] = None,
+    layers: LayersOpt = None,
+    top_k: Annotated[int, typer.Option("--top-k", help="Most likely tokens listed per position.")] = 5,
+    final_norm: FinalNormOpt = None,
     tgt_lang: TgtLangOpt = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 8,
+    truncate: TruncateOpt = None,
+    batch_size: BatchSizeOpt = None,
+    max_rows: MaxRowsOpt = None,
     max_memory: MaxMemoryOpt = None,
+    device: DeviceOpt = None,
+    dtype: DtypeOpt = None,
+    device_map: DeviceMapOpt = None,
     fmt: FormatOpt = FormatChoice.table,
     output: OutputOpt = None,
 ) -> None:
     """Score TARGET given SOURCE at every encoder layer (log-prob, rank, entropy, top-k per token)."""
     with friendly_errors():
+        given = overrides(layers=layers, final_norm=final_norm, tgt_lang=tgt_lang, truncation=truncate,
+                          batch_size=batch_size, max_rows=max_rows, max_memory=max_memory, device=device,
+                          dtype=dtype, device_map=device_map)
+        generation, runtime = settings_of(GenerationSettings, given), settings_of(RuntimeSettings, given)
+        check_count("top_k", top_k)
         if pairs is not None:
             inputs, targets = read_pairs(pairs)
         elif source is not None and target is not None:
             inputs, targets = [source], [target]
         else:
             raise InputError("give SOURCE and TARGET, or --pairs FILE")
-        lens = load_lens(model, device, dtype, device_map)
-        result = lens.score(inputs, targets, layers, top_k=top_k, final_norm=final_norm.value, tgt_lang=tgt_lang,
-                            batch_size=batch_size, max_memory=max_memory)
-        if fmt is FormatChoice.table and output is not None:
-            emit(result.to_json(), output)
-            return
-        emit(render(result, fmt.value, Console()), output)
+        if not inputs:
+            raise InputError(f"{pairs} holds no pairs")
+        lens = load_lens(model, runtime)
+        result = lens.score_items(inputs, targets, generation, runtime, top_k)
+        from decoderlens.presentation.tables import render
+
+        emit(render(result, "json" if fmt is FormatChoice.table and output is not None else fmt.value), output)

@@ -1,9 +1,15 @@
-"""Reading evaluation data: JSONL/CSV/TSV files, saved or Hub ``datasets``, and folders of audio files."""
+"""Reading evaluation data: JSONL/CSV/TSV files, saved or Hub ``datasets``, and folders of audio files.
+
+A malformed row (bad JSON or UTF-8, a missing field, an empty input) is reported with its location and
+skipped; it never stops the other rows from being read.
+"""
 
 from __future__ import annotations
 
 import csv
 import json
+import re
+import string
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +20,9 @@ from decoderlens.inputs import AUDIO_SUFFIXES
 
 INPUT_FIELDS = ("input", "source", "question", "formula", "text", "audio", "file_name", "path", "image")
 TARGET_FIELDS = ("target", "reference", "answer", "translation", "transcription", "sentence", "label")
+AUDIO_INPUT = "file_name"
+"""The input field of an audio folder's manifest (and of a bare folder of audio files)."""
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")
 
 
 @dataclass
@@ -30,14 +39,44 @@ class DataSource:
     """Where the data comes from and which fields hold input and reference."""
 
     path: str
+    """JSONL/CSV/TSV file, saved ``datasets`` folder, audio folder, or Hub data set name."""
     input_field: str | None = None
+    """Field holding the input (dotted paths reach into nested fields); guessed when not given."""
     target_field: str | None = None
+    """Field holding the reference; guessed when not given."""
     id_field: str | None = None
+    """Field holding the example id (default: ``id``, else the row number)."""
     config: str | None = None
+    """Hub data set configuration."""
     split: str | None = None
+    """Data set split (default: test, or the only one)."""
     template: str | None = None
-    """Optional prompt template with an ``{input}`` placeholder, applied to text inputs."""
+    """Prompt template with an ``{input}`` placeholder, applied to text inputs."""
     limit: int | None = None
+    """Use only the first N usable rows."""
+
+    def validate(self) -> DataSource:
+        """Refuse a template that cannot be filled and a limit below one, before any row is read."""
+        if self.template is not None:
+            check_template(self.template)
+        if self.limit is not None and (isinstance(self.limit, bool) or not isinstance(self.limit, int)
+                                       or self.limit < 1):
+            raise InputError(f"limit (--limit) must be a whole number of at least 1, got {self.limit!r}")
+        return self
+
+
+def check_template(template: str) -> None:
+    """A template must contain ``{input}`` and no other placeholder."""
+    try:
+        names = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+    except ValueError as err:
+        raise InputError(f"template {template!r} does not parse ({err}); write it like 'Q: {{input}} A:' and "
+                         "double literal braces ({{ }})") from None
+    others = sorted({name or "{}" for name in names} - {"input"})
+    if others:
+        raise InputError(f"template {template!r} has unknown placeholders {others}: the only one is {{input}}")
+    if "input" not in names:
+        raise InputError(f"template {template!r} has no {{input}} placeholder: write it like 'Q: {{input}} A:'")
 
 
 @dataclass
@@ -46,6 +85,10 @@ class LoadedData:
 
     rows: list[EvalRow]
     problems: list[str] = field(default_factory=list)
+
+
+Record = tuple[str, dict[str, Any] | None, str]
+"""(location, record or ``None`` if unusable, the problem)."""
 
 
 def _get(record: dict[str, Any], dotted: str) -> Any:
@@ -60,48 +103,83 @@ def _get(record: dict[str, Any], dotted: str) -> Any:
     return value
 
 
-def _pick(record: dict[str, Any], explicit: str | None, candidates: tuple[str, ...], what: str) -> str:
-    if explicit:
-        return explicit
+def _guess(record: dict[str, Any], candidates: tuple[str, ...], what: str, taken: str | None = None) -> str:
     for name in candidates:
-        if name in record:
+        if name in record and name != taken:
             return name
-    raise InputError(f"cannot tell which field holds the {what} (fields: {', '.join(record)}): "
-                     f"pass --{'input' if what == 'input' else 'target'}-field")
+    if taken == AUDIO_INPUT:  # an audio manifest with a single text column: that column is the reference
+        texts = [k for k, v in record.items() if k not in (taken, "id") and isinstance(v, str)]
+        if len(texts) == 1:
+            return texts[0]
+    option = "--input-field" if what == "input" else "--target-field"
+    raise InputError(f"cannot tell which field holds the {what} (fields: {', '.join(map(str, record))}): "
+                     f"pass {option}")
 
 
-def _records(source: DataSource) -> Iterator[tuple[str, dict[str, Any] | None, str]]:
-    """(location, record or None if unparseable, error) for every row of the source."""
+def _json_lines(path: Path) -> Iterator[Record]:
+    with path.open("rb") as f:
+        for number, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                yield f"line {number}", None, "not valid UTF-8"
+                continue
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                yield f"line {number}", None, f"not valid JSON ({err.msg})"
+                continue
+            yield f"line {number}", record if isinstance(record, dict) else None, "not a JSON object"
+
+
+def _delimited(path: Path) -> Iterator[Record]:
+    text = path.read_bytes().decode("utf-8", errors="surrogateescape")
+    reader = csv.DictReader(text.splitlines(), delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+    for number, record in enumerate(reader, 2):
+        values = list(record.values())
+        if None in record:  # type: ignore[comparison-overlap]  # csv puts surplus fields under the key None
+            yield f"line {number}", None, "has more fields than the header"
+        elif None in values:
+            yield f"line {number}", None, "has fewer fields than the header"
+        elif any(isinstance(v, str) and _NOT_UTF8.search(v) for v in values):
+            yield f"line {number}", None, "not valid UTF-8"
+        else:
+            yield f"line {number}", dict(record), ""
+
+
+def _records(source: DataSource) -> Iterator[Record]:
+    """Every row of the source."""
     path = Path(source.path)
     if path.is_dir():
         yield from _folder_records(source, path)
-        return
-    if path.suffix.lower() == ".jsonl" or path.suffix.lower() == ".json":
-        with path.open(encoding="utf-8") as f:
-            for number, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as err:
-                    yield f"line {number}", None, f"not valid JSON ({err.msg})"
-                    continue
-                yield f"line {number}", record if isinstance(record, dict) else None, "not a JSON object"
-        return
-    if path.suffix.lower() in (".csv", ".tsv"):
-        with path.open(encoding="utf-8", newline="") as f:
-            reader = csv.DictReader(f, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
-            for number, record in enumerate(reader, 2):
-                yield f"line {number}", dict(record), ""
-        return
-    if path.exists():
+    elif path.suffix.lower() in (".jsonl", ".json"):
+        yield from _json_lines(path)
+    elif path.suffix.lower() in (".csv", ".tsv"):
+        yield from _delimited(path)
+    elif path.exists():
         raise InputError(f"unsupported data file {path}: use .jsonl, .csv, .tsv, a datasets folder or an audio folder")
-    yield from _hub_records(source)
+    elif path.suffix.lower() in (".jsonl", ".json", ".csv", ".tsv") or source.path.startswith((".", "/", "~")):
+        raise InputError(f"no such data file: {path}")
+    else:
+        yield from _hub_records(source)
 
 
-def _folder_records(source: DataSource, path: Path) -> Iterator[tuple[str, dict[str, Any] | None, str]]:
-    if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists() or (
-            path / "state.json").exists():
+def is_audio_folder(path: Path) -> bool:
+    """A folder of audio files, with or without a ``metadata.jsonl``/``metadata.csv`` manifest."""
+    if not path.is_dir() or _is_datasets_folder(path):
+        return False
+    return any((path / name).exists() for name in ("metadata.jsonl", "metadata.csv")) or any(
+        p.suffix.lower() in AUDIO_SUFFIXES for p in path.iterdir())
+
+
+def _is_datasets_folder(path: Path) -> bool:
+    return any((path / name).exists() for name in ("dataset_info.json", "dataset_dict.json", "state.json"))
+
+
+def _folder_records(source: DataSource, path: Path) -> Iterator[Record]:
+    if _is_datasets_folder(path):
         import datasets
 
         loaded = datasets.load_from_disk(str(path))
@@ -114,32 +192,30 @@ def _folder_records(source: DataSource, path: Path) -> Iterator[tuple[str, dict[
     for name in ("metadata.jsonl", "metadata.csv"):
         manifest = path / name
         if manifest.exists():
-            inner = DataSource(str(manifest))
-            for where, record, error in _records(inner):
-                if record is not None:
-                    key = "file_name" if "file_name" in record else source.input_field or "file_name"
-                    if key in record:
-                        record[key] = str(path / str(record[key]))
+            key = source.input_field or AUDIO_INPUT
+            for where, record, error in _records(DataSource(str(manifest))):
+                if record is not None and key in record:
+                    record[key] = str(path / str(record[key]))
                 yield f"{name} {where}", record, error
             return
     audio = sorted(p for p in path.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES)
     if not audio:
-        raise InputError(f"folder {path} has no metadata.jsonl/metadata.csv and no audio files")
+        raise InputError(f"folder {path} has no metadata.jsonl/metadata.csv, no audio files and is no saved "
+                         "datasets folder")
     for file in audio:
         transcript = file.with_suffix(".txt")
-        text = transcript.read_text(encoding="utf-8").strip() if transcript.exists() else ""
-        record = {"id": file.stem, "audio": str(file), "transcription": text}
-        yield file.name, record, ""
+        text = transcript.read_text(encoding="utf-8", errors="replace").strip() if transcript.exists() else ""
+        yield file.name, {"id": file.stem, AUDIO_INPUT: str(file), "transcription": text}, ""
 
 
-def _hub_records(source: DataSource) -> Iterator[tuple[str, dict[str, Any] | None, str]]:
+def _hub_records(source: DataSource) -> Iterator[Record]:
     import datasets
 
     try:
         loaded = datasets.load_dataset(source.path, source.config, split=source.split or "test")
     except Exception as err:  # the Hub client raises many kinds; all mean "cannot get this data set"
         raise InputError(f"cannot load data set {source.path!r} (config {source.config}, split {source.split}): "
-                         f"{err}") from None
+                         f"{str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
     for index, record in enumerate(loaded):
         yield f"row {index}", dict(record), ""
 
@@ -148,15 +224,17 @@ def load_rows(source: DataSource) -> LoadedData:
     """Read every row; malformed ones are listed in ``problems`` with their location, never dropped silently."""
     rows: list[EvalRow] = []
     problems: list[str] = []
-    input_field, target_field = source.input_field, source.target_field
+    audio_folder = is_audio_folder(Path(source.path))
+    input_field = source.input_field or (AUDIO_INPUT if audio_folder else None)
+    target_field = source.target_field
     for index, (where, record, error) in enumerate(_records(source)):
         if source.limit is not None and len(rows) >= source.limit:
             break
         if record is None:
             problems.append(f"{where}: {error}")
             continue
-        input_field = input_field or _pick(record, None, INPUT_FIELDS, "input")
-        target_field = target_field or _pick(record, None, TARGET_FIELDS, "target")
+        input_field = input_field or _guess(record, INPUT_FIELDS, "input")
+        target_field = target_field or _guess(record, TARGET_FIELDS, "target", taken=input_field)
         try:
             value, reference = _get(record, input_field), _get(record, target_field)
         except KeyError as err:
@@ -166,14 +244,14 @@ def load_rows(source: DataSource) -> LoadedData:
             value = (value["array"], int(value["sampling_rate"]))
         if isinstance(reference, list):
             reference = reference[0] if reference else ""
-        if isinstance(value, str) and not value.strip():
+        if value is None or (isinstance(value, str) and not value.strip()):
             problems.append(f"{where}: empty input")
             continue
         if reference is None or not str(reference).strip():
             problems.append(f"{where}: empty reference")
             continue
-        if isinstance(value, str) and source.template:
+        if isinstance(value, str) and source.template and not audio_folder:
             value = source.template.format(input=value)
-        row_id = str(record.get(source.id_field or "id", index)) if isinstance(record, dict) else str(index)
+        row_id = str(record.get(source.id_field or "id", index))
         rows.append(EvalRow(row_id, value, str(reference)))
     return LoadedData(rows, problems)

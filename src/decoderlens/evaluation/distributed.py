@@ -41,8 +41,3 @@ def process_info() -> ProcessInfo:
 
     state = PartialState(cpu=not torch.cuda.is_available())  # CPU processes talk over gloo
     return ProcessInfo(state.process_index, state.num_processes, str(state.device), state)
-
-
-def shard_file_name(rank: int, world: int) -> str:
-    """Name of one process's readout shard."""
-    return f"readouts.rank{rank}-of-{world}.jsonl"

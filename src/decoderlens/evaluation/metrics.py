@@ -32,7 +32,13 @@ class Metric:
     score: ScoreFn
     higher_is_better: bool = True
     signature: str = ""
+    """The exact configuration (sacrebleu signature, normalisation), for reproducibility."""
     description: str = ""
+    """What the metric measures, in words (report captions)."""
+    bounds: tuple[float, float] | None = None
+    """The range of values (``(0, 1)`` for rates), for plot axes; ``None`` when unbounded."""
+    check_input: Callable[[str], str | None] | None = None
+    """Why an input cannot be scored by this metric (``None`` when it can); such rows are skipped up front."""
 
     def __call__(self, predictions: Sequence[str], references: Sequence[str],
                  inputs: Sequence[str] | None = None) -> float:
@@ -66,8 +72,10 @@ def get_metric(name: str) -> Metric:
 
 
 def mean_metric(name: str, per_example: Callable[..., float], description: str = "", signature: str = "",
-                uses_input: bool = False) -> Metric:
-    """A metric that is the mean of a per-example value ``f(prediction, reference[, input])``."""
+                uses_input: bool = False, bounds: tuple[float, float] | None = (0.0, 1.0),
+                check_input: Callable[[str], str | None] | None = None) -> Metric:
+    """A metric that is the mean of a per-example value ``f(prediction, reference[, input])`` (by default a
+    rate in [0, 1]; pass ``bounds=None`` for other values)."""
 
     def stats(predictions: Sequence[str], references: Sequence[str], inputs: Sequence[str]) -> np.ndarray:
         triples = zip(predictions, references, inputs, strict=True)
@@ -75,7 +83,7 @@ def mean_metric(name: str, per_example: Callable[..., float], description: str =
         return np.array([[v, 1.0] for v in values], dtype=np.float64).reshape(-1, 2)
 
     return Metric(name, stats, lambda s: float(s[0] / s[1]) if s[1] else float("nan"),
-                  description=description, signature=signature)
+                  description=description, signature=signature, bounds=bounds, check_input=check_input)
 
 
 # --- normalisation ------------------------------------------------------------------------------
@@ -124,22 +132,26 @@ def token_f1(prediction: str, reference: str) -> float:
 @register_metric("exact_match")
 def _exact_match() -> Metric:
     norm = NORMALIZERS["squad"]
-    return mean_metric("exact_match", lambda p, r: norm(p) == norm(r), "SQuAD-normalised exact match",
+    return mean_metric("exact_match", lambda p, r: norm(p) == norm(r),
+                       "share of outputs equal to the reference after SQuAD normalisation",
                        signature="norm:squad")
 
 
 @register_metric("accuracy")
 def _accuracy() -> Metric:
-    return mean_metric("accuracy", lambda p, r: p.strip() == r.strip(), "exact string match after stripping",
+    return mean_metric("accuracy", lambda p, r: p.strip() == r.strip(), "share of outputs equal to the reference",
                        signature="norm:strip")
 
 
 @register_metric("token_f1")
 def _token_f1() -> Metric:
-    return mean_metric("token_f1", token_f1, "SQuAD-style token F1", signature="norm:squad")
+    return mean_metric("token_f1", token_f1, "word overlap with the reference (SQuAD token F1)", signature="norm:squad")
 
 
-def _sacrebleu_metric(name: str, scorer_cls: type) -> Metric:
+def _sacrebleu_metric(name: str, scorer_cls: type, description: str) -> Metric:
+    """A sacrebleu corpus metric from per-sentence n-gram statistics (sacrebleu's own, so that bootstrap
+    resamples score exactly as sacrebleu would; ``pyproject.toml`` pins the 2.x series whose statistics API
+    this relies on, and a test checks the result against ``corpus_score``)."""
     scorer = scorer_cls()
     scorer.corpus_score(["x"], [["x"]])  # sacrebleu fills in its signature (number of references) on first use
 
@@ -150,21 +162,22 @@ def _sacrebleu_metric(name: str, scorer_cls: type) -> Metric:
     def score(total: np.ndarray) -> float:
         return float(scorer._compute_score_from_stats(total.tolist()).score)
 
-    return Metric(name, stats, score, signature=str(scorer.get_signature()), description=f"sacrebleu {name}")
+    return Metric(name, stats, score, signature=str(scorer.get_signature()), description=description,
+                  bounds=(0.0, 100.0))
 
 
 @register_metric("bleu")
 def _bleu() -> Metric:
     from sacrebleu.metrics import BLEU
 
-    return _sacrebleu_metric("bleu", BLEU)
+    return _sacrebleu_metric("bleu", BLEU, "BLEU: n-gram overlap with the reference (sacrebleu, corpus level)")
 
 
 @register_metric("chrf")
 def _chrf() -> Metric:
     from sacrebleu.metrics import CHRF
 
-    return _sacrebleu_metric("chrf", CHRF)
+    return _sacrebleu_metric("chrf", CHRF, "chrF: character n-gram F-score against the reference (sacrebleu)")
 
 
 def _error_rate(name: str, characters: bool) -> Metric:
@@ -182,7 +195,9 @@ def _error_rate(name: str, characters: bool) -> Metric:
         return np.array(rows, dtype=np.float64).reshape(-1, 2)
 
     return Metric(name, stats, lambda s: float(s[0] / s[1]) if s[1] else float("nan"), higher_is_better=False,
-                  signature=f"jiwer:{jiwer.__name__}", description=f"{name.upper()} via jiwer (corpus level)")
+                  signature=f"jiwer:{jiwer.__name__}",
+                  description=f"{'character' if characters else 'word'} error rate against the reference (lower is "
+                              "better)")
 
 
 @register_metric("wer")
@@ -197,24 +212,41 @@ def _cer() -> Metric:
 
 @register_metric("logic")
 def _logic() -> Metric:
-    from decoderlens.logic.analysis import judge
+    from decoderlens.logic.formulas import check_formula, judge
 
     return mean_metric("logic", lambda p, r, i: judge(i, p, r).correct,
-                       "share of outputs whose every completion satisfies the input formula", uses_input=True)
+                       "share of outputs whose every completion satisfies the input formula", uses_input=True,
+                       check_input=check_formula)
 
 
 @register_metric("logic_parses")
 def _logic_parses() -> Metric:
-    from decoderlens.logic.analysis import judge
+    from decoderlens.logic.formulas import check_formula, judge
 
     return mean_metric("logic_parses", lambda p, r, i: judge(i, p, r).parses,
-                       "share of outputs that parse as an assignment", uses_input=True)
+                       "share of outputs that parse as an assignment", uses_input=True, check_input=check_formula)
 
 
-TASK_PRESETS: dict[str, dict[str, object]] = {
-    "qa": {"metrics": ["exact_match", "token_f1"], "normalize": "none"},
-    "mt": {"metrics": ["bleu", "chrf"], "normalize": "none"},
-    "asr": {"metrics": ["wer", "cer"], "normalize": "whisper"},
-    "logic": {"metrics": ["logic", "accuracy", "logic_parses"], "normalize": "none"},
-    "generic": {"metrics": ["accuracy", "chrf"], "normalize": "none"},
+@dataclass(frozen=True)
+class Preset:
+    """The metrics and normalisation a kind of task is evaluated with."""
+
+    metrics: tuple[str, ...]
+    normalize: str = "none"
+
+
+PRESETS: dict[str, Preset] = {
+    "qa": Preset(("exact_match", "token_f1")),
+    "mt": Preset(("bleu", "chrf")),
+    "asr": Preset(("wer", "cer"), "whisper"),
+    "logic": Preset(("logic", "accuracy", "logic_parses")),
+    "generic": Preset(("accuracy", "chrf")),
 }
+"""Evaluation presets (``--preset``): question answering, translation, speech recognition, the logic task."""
+
+
+def get_preset(name: str) -> Preset:
+    """The preset ``name``; unknown names list the choices."""
+    if name not in PRESETS:
+        raise InputError(f"unknown preset {name!r} (--preset): choose from {', '.join(PRESETS)}")
+    return PRESETS[name]

@@ -1,4 +1,8 @@
-"""Recipe files (YAML) that fix a whole evaluation: model, data, fields, task, generation settings."""
+"""Recipe files (YAML) that fix a whole evaluation: model, data, fields, preset, generation settings.
+
+A recipe uses the same names as the command line and ``run.json`` (flat keys, the data source under
+``data:``), and goes through the same override path as the command line's options.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +14,7 @@ import yaml
 
 from decoderlens.errors import InputError
 from decoderlens.evaluation.data import DataSource
-from decoderlens.evaluation.runner import EvalSettings
-
-TOP_LEVEL = {"model", "task", "data", "metrics", "normalize", "layers", "max_new_tokens", "num_beams", "final_norm",
-             "tgt_lang", "language", "speech_task", "score", "batch_size", "on_error", "top_length_cap"}
-DATA_KEYS = {"path", "config", "split", "input_field", "target_field", "id_field", "template", "limit"}
+from decoderlens.evaluation.settings import EvalSettings, setting_names, settings_from
 
 
 def recipe_dir() -> Path:
@@ -38,30 +38,29 @@ def resolve_recipe_path(name_or_path: str) -> Path:
     raise InputError(f"no recipe {name_or_path!r}: give a YAML file or one of {', '.join(list_recipes())}")
 
 
-def load_recipe(name_or_path: str, overrides: dict[str, Any] | None = None) -> EvalSettings:
-    """Read a recipe into ``EvalSettings``; ``overrides`` (non-None values) win over the file."""
+def read_recipe(name_or_path: str) -> dict[str, Any]:
+    """A recipe's settings as flat options (the ``data:`` mapping merged in)."""
     path = resolve_recipe_path(name_or_path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as err:
         raise InputError(f"recipe {path} is not valid YAML: {err}") from None
-    unknown = set(raw) - TOP_LEVEL
+    if not isinstance(raw, dict) or not isinstance(raw.get("data", {}), dict):
+        raise InputError(f"recipe {path}: expected a mapping of settings with the data source under 'data:'")
+    data = raw.pop("data", {}) or {}
+    unknown = (set(raw) | set(data)) - set(setting_names()) - {"model"}
     if unknown:
-        raise InputError(f"recipe {path}: unknown keys {sorted(unknown)}; allowed: {sorted(TOP_LEVEL)}")
-    data = dict(raw.pop("data", {}) or {})
-    bad = set(data) - DATA_KEYS
-    if bad or "path" not in data:
-        raise InputError(f"recipe {path}: 'data' needs 'path' and may have {sorted(DATA_KEYS)} (got {sorted(data)})")
-    for key, value in (overrides or {}).items():
-        if value is None:
-            continue
-        if key in DATA_KEYS:
-            data[key] = value
-        else:
-            raw[key] = value
-    if "model" not in raw:
-        raise InputError(f"recipe {path} names no model")
-    speech_task = raw.pop("speech_task", None)
-    settings = EvalSettings(data=DataSource(**data), task_token=speech_task, **raw)
-    settings.metric_objects()  # unknown task or metric names fail here
-    return settings
+        raise InputError(f"recipe {path}: unknown keys {sorted(unknown)}; allowed: {['model', *setting_names()]}")
+    stray = set(data) - set(DataSource.__dataclass_fields__)
+    if stray:
+        raise InputError(f"recipe {path}: {sorted(stray)} do not belong under 'data:'")
+    if "model" not in raw or "path" not in data:
+        raise InputError(f"recipe {path} must name a model and data.path")
+    return {**raw, **data}
+
+
+def load_recipe(name_or_path: str, overrides: dict[str, Any] | None = None) -> EvalSettings:
+    """Read a recipe into ``EvalSettings``; ``overrides`` (non-None values) win over the file."""
+    options = read_recipe(name_or_path)
+    options.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return settings_from(options).validate()

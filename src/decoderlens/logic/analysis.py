@@ -7,36 +7,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from decoderlens.logic.data import LogicExample
-from decoderlens.logic.formulas import (
-    FULL_MASK,
-    NUM_ASSIGNMENTS,
-    FormulaError,
-    canonical_cubes,
-    is_satisfying,
-    parse_assignment,
-    truth_mask,
-)
+from decoderlens.logic.formulas import FULL_MASK, NUM_ASSIGNMENTS, Judgement, canonical_cubes, judge, truth_mask
 from decoderlens.results import LensOutput
 
 SIZE_BUCKETS: tuple[tuple[int, int], ...] = ((1, 5), (6, 10), (11, 15), (16, 20), (21, 25), (26, 30), (31, 35))
-
-
-@dataclass(frozen=True)
-class Judgement:
-    """How one output fares against one formula."""
-
-    parses: bool
-    correct: bool
-    exact: bool
-
-
-def judge(formula: str, output: str, target: str) -> Judgement:
-    """Parse ``output`` as an assignment; correct when every completion satisfies ``formula``."""
-    try:
-        assignment = parse_assignment(output)
-    except FormulaError:
-        return Judgement(False, False, False)
-    return Judgement(True, is_satisfying(truth_mask(formula), assignment), output.strip() == target.strip())
 
 
 def size_bucket(size: int) -> str:

@@ -174,3 +174,30 @@ def majority_assignment(formula_mask: int) -> Assignment | None:
         cube = ones if value else zeros
         values.append((var, value))
     return Assignment(tuple(values))
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """How one output fares against one formula."""
+
+    parses: bool
+    correct: bool
+    exact: bool
+
+
+def judge(formula: str, output: str, target: str) -> Judgement:
+    """Parse ``output`` as an assignment; correct when every completion satisfies ``formula``."""
+    try:
+        assignment = parse_assignment(output)
+    except FormulaError:
+        return Judgement(False, False, False)
+    return Judgement(True, is_satisfying(truth_mask(formula), assignment), output.strip() == target.strip())
+
+
+def check_formula(formula: str) -> str | None:
+    """Why ``formula`` cannot be judged (``None`` when it parses)."""
+    try:
+        truth_mask(formula)
+    except FormulaError as err:
+        return f"not a formula ({err})"
+    return None

@@ -6,14 +6,16 @@ from pathlib import Path
 from typing import Any
 
 from decoderlens.errors import InputError
-from decoderlens.presentation.report import build_payload, read_eval_folder
+from decoderlens.evaluation.folder import EvalFolder, Summary
+from decoderlens.presentation.report import build_payload
 
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00"]
 """Okabe-Ito colours: distinguishable with the common colour-vision deficiencies."""
 FORMATS = ("png", "svg", "pdf")
 
 
-def _style() -> Any:
+def style() -> Any:
+    """pyplot with the house style (off-screen backend)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -27,20 +29,26 @@ def _style() -> Any:
     return plt
 
 
-def plot_curves(summary: dict[str, Any], target: Path) -> Path:
-    """One panel per metric: value per encoder layer with its 95% bootstrap band."""
-    plt = _style()
-    rows = summary.get("layers", [])
-    names = [k for k, v in (rows[0] if rows else {}).items() if isinstance(v, dict)]
+def plot_curves(summary: Summary, target: Path) -> Path:
+    """One panel per metric: value per encoder layer with its 95% bootstrap band; rates on a [0, 1] axis."""
+    plt = style()
+    from matplotlib.ticker import MaxNLocator
+
+    names = [n for n in summary.metric_names if any(n in e.metrics for e in summary.layers)]
     if not names:
         raise InputError("the summary has no metrics to plot: run `decoderlens eval` first")
     fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 2.6), squeeze=False)
-    layers = [r["layer"] for r in rows]
     for index, (name, ax) in enumerate(zip(names, axes[0], strict=True)):
+        rows = [e for e in summary.layers if name in e.metrics]
+        layers = [e.layer for e in rows]
         color = PALETTE[index % len(PALETTE)]
-        ax.fill_between(layers, [r[name]["low"] for r in rows], [r[name]["high"] for r in rows], color=color,
-                        alpha=0.18, linewidth=0)
-        ax.plot(layers, [r[name]["value"] for r in rows], color=color, marker="o", markersize=3, linewidth=1.6)
+        ax.fill_between(layers, [e.metrics[name].low for e in rows], [e.metrics[name].high for e in rows],
+                        color=color, alpha=0.18, linewidth=0)
+        ax.plot(layers, [e.metrics[name].value for e in rows], color=color, marker="o", markersize=3, linewidth=1.6)
+        if summary.metrics[name].bounds == [0.0, 1.0]:
+            ax.set_ylim(0, 1)
+            ax.set_yticks([0, 0.25, 0.5, 0.75, 1])
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(name)
         ax.set_xlabel("encoder layer")
     fig.tight_layout()
@@ -51,7 +59,7 @@ def plot_curves(summary: dict[str, Any], target: Path) -> Path:
 
 def plot_heatmap(example: dict[str, Any], target: Path) -> Path:
     """Layer x reference token log-probabilities of one example."""
-    plt = _style()
+    plt = style()
     import numpy as np
 
     values = np.array(example["token_logprobs"])
@@ -72,7 +80,11 @@ def write_plots(folder: Path, fmt: str = "png", out: Path | None = None, max_hea
     """Metric curves and (when scores were recorded) a few heatmaps of an evaluation folder."""
     if fmt not in FORMATS:
         raise InputError(f"unknown figure format {fmt!r}: use one of {', '.join(FORMATS)}")
-    records, summary = read_eval_folder(folder)
+    store = EvalFolder(folder)
+    records = store.require_records()
+    summary = store.summary()
+    if summary is None:
+        raise InputError(f"{folder} has no summary.json: finish the run (`decoderlens eval ... --out {folder}`)")
     out = out or folder / "figures"
     out.mkdir(parents=True, exist_ok=True)
     written = [plot_curves(summary, out / f"metrics.{fmt}")]

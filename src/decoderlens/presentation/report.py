@@ -1,18 +1,55 @@
-"""A self-contained HTML report of a run: metric curves, readout grid, score heatmaps, token emergence."""
+"""Self-contained HTML pages of runs: metric curves, readout grid, score heatmaps, token emergence, analyses.
+
+The pages share their drawing code (``assets/lens.js``, ``assets/lens.css``) with the live explorer; data
+goes into the page as JSON that no text in the data can break out of.
+"""
 
 from __future__ import annotations
 
 import html
 import json
 from collections import defaultdict
+from dataclasses import asdict
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 from decoderlens.errors import InputError
-from decoderlens.results import LensOutput, atomic_write_text
+from decoderlens.evaluation.folder import AnalysisTable, EvalFolder, ReadoutRecord, Summary
+from decoderlens.fileio import atomic_write_text
+from decoderlens.results import LensOutput
+from decoderlens.version import __version__
 
-TEMPLATE = "report_template.html"
+GENERIC_FOLDER_NAMES = {"model", "models", "final", "best", "output", "outputs"}
+
+
+def asset(name: str) -> str:
+    """The text of one of the pages' shared files (``lens.js``, ``lens.css``, page shells)."""
+    return (files("decoderlens.presentation") / "assets" / name).read_text(encoding="utf-8")
+
+
+def script_json(data: Any) -> str:
+    """JSON for a ``<script type="application/json">`` block: ``<``, ``>`` and ``&`` are written as JSON escapes,
+    so no text in the data (``</script>``, ``<!--``) can end or alter the block, and the JSON stays valid."""
+    return (json.dumps(data, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e")
+            .replace("&", "\\u0026").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+
+
+def render_page(shell: str, payload: dict[str, Any]) -> str:
+    """A page shell with the shared CSS and JS and ``payload`` inlined: one file, no network access."""
+    page = asset(shell).replace("__CSS__", asset("lens.css")).replace("__JS__", asset("lens.js"))
+    return page.replace("__TITLE__", html.escape(str(payload.get("title", "DecoderLens")))).replace(
+        "__DATA__", script_json(payload))
+
+
+def display_name(model: str) -> str:
+    """A model's name for titles: Hub names as they are, local folders by their own name, not their path."""
+    path = Path(model)
+    if not (model.startswith((".", "/", "~")) or path.exists()) or len(path.parts) < 2:
+        return model
+    if path.name.lower() in GENERIC_FOLDER_NAMES or path.name.startswith("checkpoint"):
+        return f"{path.parent.name}/{path.name}"
+    return path.name
 
 
 def token_emergence(outputs: list[str]) -> list[dict[str, Any]]:
@@ -32,98 +69,82 @@ def token_emergence(outputs: list[str]) -> list[dict[str, Any]]:
     return result
 
 
-def read_eval_folder(folder: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """The readout records and summary of an evaluation folder."""
-    readouts, summary = folder / "readouts.jsonl", folder / "summary.json"
-    if not readouts.exists():
-        raise InputError(f"{folder} has no readouts.jsonl: run `decoderlens eval ... --out {folder}` first")
-    records = [json.loads(line) for line in readouts.read_text(encoding="utf-8").splitlines() if line.strip()]
-    info = json.loads(summary.read_text(encoding="utf-8")) if summary.exists() else {}
-    return records, info
-
-
 ExampleLayerScores = dict[tuple[str, int], dict[str, float]]
 
 
-def _per_example_scores(records: list[dict[str, Any]], summary: dict[str, Any]) -> ExampleLayerScores:
-    """Per (example, layer) values of the summary's mean-type metrics (used for filtering)."""
+def per_example_scores(records: list[ReadoutRecord], summary: Summary | None) -> ExampleLayerScores:
+    """Per (example, layer) values of the summary's rate metrics (used to filter examples)."""
     from decoderlens.evaluation.metrics import get_metric, get_normalizer
 
-    normalize = get_normalizer(str(summary.get("normalize", "none")))
     values: ExampleLayerScores = defaultdict(dict)
-    for name in summary.get("metrics", {}):
+    if summary is None:
+        return values
+    normalize = get_normalizer(summary.normalize)
+    for name, info in summary.metrics.items():
+        if info.bounds != [0.0, 1.0] or not info.higher_is_better:
+            continue  # corpus-level statistics (BLEU, WER) say little about one example
         try:
             metric = get_metric(name)
         except InputError:
             continue
-        preds = [normalize(r["output"]) for r in records]
-        refs = [normalize(r.get("reference", "")) for r in records]
-        stats = metric.stats(preds, refs, [r["input"] for r in records])
-        if stats.shape[1] != 2 or not metric.higher_is_better:
-            continue  # corpus-level statistics (BLEU, WER) say little about one example
+        preds = [normalize(r.output) for r in records]
+        refs = [normalize(r.reference or "") for r in records]
+        stats = metric.stats(preds, refs, [r.input for r in records])
         for record, row in zip(records, stats, strict=True):
-            values[(str(record["id"]), record["layer"])][name] = float(row[0] / row[1]) if row[1] else 0.0
+            values[(record.id, record.layer)][name] = float(row[0] / row[1]) if row[1] else 0.0
     return values
 
 
-def build_payload(records: list[dict[str, Any]], summary: dict[str, Any], title: str) -> dict[str, Any]:
-    """Everything the page shows, as plain JSON."""
-    by_id: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    order: list[str] = []
+def build_payload(records: list[ReadoutRecord], summary: Summary | None, title: str,
+                  tables: list[AnalysisTable] | None = None, num_layers: int | None = None,
+                  settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Everything a report page shows, as plain JSON."""
+    by_id: dict[str, list[ReadoutRecord]] = defaultdict(list)
     for record in records:
-        key = str(record["id"])
-        if key not in by_id:
-            order.append(key)
-        by_id[key].append(record)
-    layers = sorted({r["layer"] for r in records})
-    scores = _per_example_scores(records, summary) if summary else {}
+        by_id[record.id].append(record)
+    layers = sorted({r.layer for r in records})
+    scores = per_example_scores(records, summary)
     examples = []
-    for key in order:
-        rows = sorted(by_id[key], key=lambda r: r["layer"])
-        outputs = [r["output"] for r in rows]
-        example = {"id": key, "input": rows[0]["input"], "reference": rows[0].get("reference"),
-                   "layers": [r["layer"] for r in rows], "outputs": outputs,
-                   "scores": [scores.get((key, r["layer"]), {}) for r in rows],
-                   "emergence": token_emergence(outputs)}
-        if "token_logprobs" in rows[0]:
-            example["target_tokens"] = rows[0]["target_tokens"]
-            example["token_logprobs"] = [r["token_logprobs"] for r in rows]
+    for key, rows in by_id.items():
+        rows.sort(key=lambda r: r.layer)
+        outputs = [r.output for r in rows]
+        example: dict[str, Any] = {"id": key, "input": rows[0].input, "reference": rows[0].reference,
+                                   "layers": [r.layer for r in rows], "outputs": outputs,
+                                   "scores": [scores.get((key, r.layer), {}) for r in rows],
+                                   "emergence": token_emergence(outputs)}
+        if rows[0].token_logprobs is not None:
+            example["target_tokens"] = rows[0].target_tokens
+            example["token_logprobs"] = [r.token_logprobs for r in rows]
         examples.append(example)
-    from decoderlens import __version__
-
-    return {"title": title, "version": __version__, "layers": layers,
-            "num_encoder_layers": summary.get("num_encoder_layers", max(layers) if layers else 0),
-            "summary": summary.get("layers", []), "metrics": summary.get("metrics", {}),
-            "settings": summary.get("settings", {}), "examples": examples}
-
-
-def render_html(payload: dict[str, Any]) -> str:
-    """The report page: one file with inline CSS, JS and data, no network access."""
-    template = (files("decoderlens.presentation") / TEMPLATE).read_text(encoding="utf-8")
-    data = json.dumps(payload, ensure_ascii=False).replace("</", "<\\/").replace("<!--", "<\\!--")
-    return template.replace("__TITLE__", html.escape(payload["title"])).replace("__DATA__", data)
+    top = summary.num_encoder_layers if summary else (num_layers if num_layers is not None else max(layers, default=0))
+    summary_dict = summary.to_dict() if summary else {"layers": [], "metrics": {}, "settings": settings or {}}
+    return {"title": title, "version": __version__, "layers": layers, "num_encoder_layers": top,
+            "series": [{"label": "", "rows": summary_dict["layers"]}], "metrics": summary_dict["metrics"],
+            "settings": summary_dict["settings"], "tables": [asdict(t) for t in tables or []], "examples": examples}
 
 
 def write_report(folder: Path, output: Path | None = None) -> Path:
     """Render the report of an evaluation folder (default: ``folder/report.html``)."""
-    records, summary = read_eval_folder(folder)
+    store = EvalFolder(folder)
+    records = store.require_records()
+    summary = store.summary()
+    model = summary.model if summary else str((store.read_settings() or {}).get("model", folder.name))
     target = output or folder / "report.html"
-    title = f"DecoderLens: {summary.get('model', folder.name)}"
-    atomic_write_text(target, render_html(build_payload(records, summary, title)))
+    payload = build_payload(records, summary, f"DecoderLens: {display_name(model)}", store.tables())
+    atomic_write_text(target, render_page("report.html", payload))
     return target
 
 
 def lens_output_payload(output: LensOutput) -> dict[str, Any]:
     """The report payload of an ad-hoc run (no references, no metrics)."""
-    records = [{"id": str(i), "layer": r.layer, "input": ex.input, "output": r.text}
-               for i, ex in enumerate(output) for r in ex.readouts]
-    summary = {"num_encoder_layers": output.num_encoder_layers, "settings": output.settings}
-    return build_payload(records, summary, f"DecoderLens: {output.model}")
+    records = [ReadoutRecord(str(i), r.layer, ex.input, r.text) for i, ex in enumerate(output) for r in ex.readouts]
+    return build_payload(records, None, f"DecoderLens: {display_name(output.model)}",
+                         num_layers=output.num_encoder_layers, settings=output.settings)
 
 
 def write_lens_output_html(output: LensOutput, target: Path) -> Path:
     """Write the grid/emergence view of an ad-hoc run."""
-    atomic_write_text(target, render_html(lens_output_payload(output)))
+    atomic_write_text(target, render_page("report.html", lens_output_payload(output)))
     return target
 
 

@@ -1,11 +1,13 @@
-"""Rendering results as rich terminal tables, JSON or CSV."""
+"""Results for the terminal (rich tables that fit the width) and as text (JSON, CSV)."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
-from typing import Literal
+import math
+from collections.abc import Sequence
+from typing import Any, Literal
 
 from rich.console import Console
 from rich.table import Table
@@ -13,6 +15,44 @@ from rich.table import Table
 from decoderlens.results import LensOutput, ScoreOutput
 
 OutputFormat = Literal["table", "json", "csv"]
+Column = tuple[str, list[str]]
+"""A column: its header and its cells, one per row."""
+
+
+def number(value: float, digits: int = 3) -> str:
+    """A compact number: ``digits`` significant digits, no ``-0``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    text = f"{value:.{digits}g}"
+    return "0" if text in ("-0", "-0.0") else text
+
+
+def fitted_tables(title: str, fixed: Sequence[Column], columns: Sequence[Column], width: int,
+                  caption: str | None = None) -> list[Table]:
+    """Tables that show ``fixed`` columns and as many of ``columns`` as fit ``width``, continued below."""
+    fixed_width = sum(max(len(h), *(len(c) for c in cells)) + 3 for h, cells in fixed) + 1
+    groups: list[list[Column]] = [[]]
+    used = fixed_width
+    for column in columns:
+        need = max(len(column[0]), *(len(c) for c in column[1])) + 3
+        if groups[-1] and used + need > width:
+            groups.append([])
+            used = fixed_width
+        groups[-1].append(column)
+        used += need
+    tables = []
+    for index, group in enumerate(groups):
+        table = Table(title=title if index == 0 else None, title_justify="left", header_style="bold",
+                      caption=caption if index == len(groups) - 1 else None, caption_justify="left")
+        for header, _ in fixed:
+            table.add_column(header, justify="right", style="cyan", no_wrap=True)
+        for header, _ in group:
+            table.add_column(header, justify="right", no_wrap=True)
+        rows = len(fixed[0][1]) if fixed else 0
+        for row in range(rows):
+            table.add_row(*[cells[row] for _, cells in fixed], *[cells[row] for _, cells in group])
+        tables.append(table)
+    return tables
 
 
 def readout_tables(output: LensOutput) -> list[Table]:
@@ -29,20 +69,28 @@ def readout_tables(output: LensOutput) -> list[Table]:
     return tables
 
 
-def score_tables(output: ScoreOutput) -> list[Table]:
-    """One table per example: layers x target tokens, each cell the log-prob (and rank)."""
+def score_tables(output: ScoreOutput, width: int = 80) -> list[Table]:
+    """Per example: layers x target tokens, each cell the log-prob and rank, split to fit ``width``."""
     tables = []
     for example in output:
-        table = Table(title=f"{example.input}  ->  {example.target}", title_justify="left", header_style="bold")
-        table.add_column("layer", justify="right", style="cyan")
-        for token in example.layers[0].tokens if example.layers else []:
-            table.add_column(token.token, justify="right")
-        table.add_column("total", justify="right", style="bold")
-        for layer in example.layers:
-            cells = [f"{t.logprob:.2f} [dim]#{t.rank}[/dim]" for t in layer.tokens]
-            table.add_row(str(layer.layer), *cells, f"{layer.logprob:.2f}")
-        tables.append(table)
+        layers = example.layers
+        fixed = [("layer", [str(ls.layer) for ls in layers]), ("total", [f"{ls.logprob:.2f}" for ls in layers])]
+        tokens = layers[0].tokens if layers else []
+        columns = [(token.token, [f"{ls.tokens[i].logprob:.2f} #{ls.tokens[i].rank}" for ls in layers])
+                   for i, token in enumerate(tokens)]
+        tables += fitted_tables(f"{example.input}  ->  {example.target}", fixed, columns, width,
+                                caption="cells: log-prob of the target token #its rank (0 = the top prediction)")
     return tables
+
+
+def summary_tables(summary: Any, width: int = 80) -> list[Table]:
+    """Layers x metrics of an evaluation summary, each cell ``value (low-high)``, split to fit ``width``."""
+    layers = summary.layers
+    fixed = [("layer", [str(e.layer) for e in layers]), ("n", [str(e.n) for e in layers])]
+    columns = [(name, [f"{number(e.metrics[name].value)} ({number(e.metrics[name].low, 2)}-"
+                       f"{number(e.metrics[name].high, 2)})" if name in e.metrics else "" for e in layers])
+               for name in summary.metric_names]
+    return fitted_tables(f"{summary.model}: per-layer metrics (95% bootstrap CI)", fixed, columns, width)
 
 
 def to_csv(records: list[dict[str, object]]) -> str:
@@ -57,14 +105,29 @@ def to_csv(records: list[dict[str, object]]) -> str:
     return buffer.getvalue()
 
 
+def to_json_text(data: Any, indent: int = 2) -> str:
+    """Indented JSON whose lists of plain values (token ids, tokens) stay on one line."""
+
+    def dump(value: Any, depth: int) -> str:
+        pad, inner = " " * (indent * depth), " " * (indent * (depth + 1))
+        if isinstance(value, dict) and value:
+            items = [f"{inner}{json.dumps(str(k), ensure_ascii=False)}: {dump(v, depth + 1)}" for k, v in value.items()]
+            return "{\n" + ",\n".join(items) + "\n" + pad + "}"
+        if isinstance(value, (list, tuple)) and value and any(isinstance(v, (dict, list, tuple)) for v in value):
+            return "[\n" + ",\n".join(inner + dump(v, depth + 1) for v in value) + "\n" + pad + "]"
+        return json.dumps(value, ensure_ascii=False)
+
+    return dump(data, 0)
+
+
 def render(output: LensOutput | ScoreOutput, fmt: OutputFormat, console: Console | None = None) -> str | None:
     """JSON/CSV text for ``fmt`` json/csv; for ``table``, prints to ``console`` and returns ``None``."""
     if fmt == "json":
-        return json.dumps(output.to_dict(), ensure_ascii=False, indent=2)
+        return to_json_text(output.to_dict())
     if fmt == "csv":
         return to_csv(output.to_records())
     console = console or Console()
-    tables = readout_tables(output) if isinstance(output, LensOutput) else score_tables(output)
+    tables = readout_tables(output) if isinstance(output, LensOutput) else score_tables(output, console.width)
     for table in tables:
         console.print(table)
     return None

@@ -1,0 +1,111 @@
+"""The settings of an evaluation run, composed of data, generation and runtime settings, with one override path
+that the command line and recipes share."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Literal
+
+from decoderlens.errors import InputError
+from decoderlens.evaluation.data import DataSource
+from decoderlens.evaluation.metrics import Metric, get_metric, get_normalizer, get_preset
+from decoderlens.settings import GenerationSettings, RuntimeSettings, check_choice, check_count
+
+OnError = Literal["skip", "fail"]
+
+
+@dataclass
+class EvalSettings:
+    """Everything that determines an evaluation run."""
+
+    model: str
+    """Hub model name or local folder."""
+    data: DataSource
+    preset: str = "generic"
+    """Metrics and normalisation for a kind of task: qa, mt, asr, logic or generic."""
+    metrics: list[str | Metric] | None = None
+    """Registered metric names or ``Metric`` objects (e.g. ``mean_metric("mine", fn)``); default: the preset's."""
+    normalize: str | None = None
+    """Normalisation before text metrics (none, lower, squad, whisper); default: the preset's."""
+    score: bool = False
+    """Also record the teacher-forced log-probability of the reference per layer."""
+    generation: GenerationSettings = field(default_factory=GenerationSettings)
+    runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
+    chunk_size: int = 256
+    """Examples decoded between two writes to disk (and grouped by length within)."""
+    on_error: OnError = "skip"
+    """Skip malformed rows (reported) or stop at the first."""
+    bootstrap_resamples: int = 1000
+
+    def validate(self) -> EvalSettings:
+        """Check every option before any model is loaded or any example decoded."""
+        if not isinstance(self.model, str) or not self.model.strip():
+            raise InputError("give a model: a Hub name or a local folder")
+        self.data.validate()
+        self.metric_objects()
+        self.generation.validate()
+        self.runtime.validate()
+        check_count("chunk_size", self.chunk_size)
+        check_choice("on_error", self.on_error, ("skip", "fail"))
+        check_count("bootstrap_resamples", self.bootstrap_resamples, minimum=0)
+        return self
+
+    def metric_objects(self) -> tuple[list[Metric], str]:
+        """The metrics to compute and the normalisation to apply first."""
+        preset = get_preset(self.preset)
+        chosen = self.metrics or list(preset.metrics)
+        metrics = [m if isinstance(m, Metric) else get_metric(m) for m in chosen]
+        normalize = self.normalize or preset.normalize
+        get_normalizer(normalize)
+        return metrics, normalize
+
+    def identity(self, layers: list[int], max_new_tokens: int) -> dict[str, Any]:
+        """The settings that determine the readouts (``run.json``), with the layers and length resolved for the
+        model; a results folder only ever holds one identity."""
+        data = asdict(self.data)
+        data.pop("limit", None)
+        generation = asdict(self.generation)
+        generation.update(layers=layers, max_new_tokens=max_new_tokens,
+                          top_length_cap=self.generation.top_length_cap or None)
+        return {"model": self.model, "data": data, **generation, "score": self.score}
+
+
+_SECTIONS: dict[str, type] = {"data": DataSource, "generation": GenerationSettings, "runtime": RuntimeSettings}
+_TOP = {f.name for f in fields(EvalSettings)} - set(_SECTIONS)
+
+
+def setting_names() -> list[str]:
+    """Every name an override (or a recipe key) may use."""
+    names = set(_TOP)
+    for cls in _SECTIONS.values():
+        names |= {f.name for f in fields(cls)}
+    return sorted(names)
+
+
+def apply_overrides(settings: EvalSettings, overrides: dict[str, Any]) -> EvalSettings:
+    """A copy of ``settings`` with ``overrides`` (flat names, ``None`` values ignored) applied where they belong."""
+    top: dict[str, Any] = {}
+    sections: dict[str, dict[str, Any]] = {name: {} for name in _SECTIONS}
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if key in _TOP:
+            top[key] = value
+            continue
+        for section, cls in _SECTIONS.items():
+            if key in {f.name for f in fields(cls)}:
+                sections[section][key] = value
+                break
+        else:
+            raise InputError(f"unknown setting {key!r}; known settings: {', '.join(setting_names())}")
+    return replace(settings, **top, **{name: replace(getattr(settings, name), **values)
+                                       for name, values in sections.items() if values})
+
+
+def settings_from(options: dict[str, Any]) -> EvalSettings:
+    """Settings from flat options (command line, recipe); ``model`` and ``path`` are required."""
+    model, path = options.get("model"), options.get("path")
+    if not model or not path:
+        raise InputError("give MODEL and DATA, or --recipe FILE")
+    base = EvalSettings(model=str(model), data=DataSource(str(path)))
+    return apply_overrides(base, {k: v for k, v in options.items() if k not in ("model", "path")})

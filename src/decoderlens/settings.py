@@ -1,0 +1,155 @@
+"""Settings shared by the Python API, the command line and recipes: defaults stated once, checked in one place.
+
+Each concept has one name everywhere: the field name here is the keyword of the API, the key in recipes,
+``run.json`` and ``summary.json``, and (with dashes) the command-line option. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
+
+from decoderlens.errors import InputError, LayerSelectionError
+
+FinalNorm = Literal["auto", "none"]
+FINAL_NORMS: tuple[str, ...] = ("auto", "none")
+DEVICE_KINDS: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
+DTYPES: tuple[str, ...] = ("auto", "float32", "bfloat16", "float16")
+
+
+def option_name(name: str) -> str:
+    """How a setting is written on the command line (``max_new_tokens`` -> ``--max-new-tokens``)."""
+    return "--" + name.replace("_", "-")
+
+
+def _label(name: str) -> str:
+    return f"{name} ({option_name(name)})"
+
+
+def check_count(name: str, value: Any, minimum: int = 1, optional: bool = False) -> None:
+    """Refuse anything but a whole number of at least ``minimum`` (``None`` too, where ``optional``)."""
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InputError(f"{_label(name)} must be a whole number of at least {minimum}, got {value!r}")
+
+
+def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    """Refuse a value outside ``choices``."""
+    if value not in choices:
+        raise InputError(f"{_label(name)} must be one of {', '.join(choices)}, got {value!r}")
+
+
+def check_layer_spec(layers: Any) -> None:
+    """Refuse layer selections that can never be valid, before any model is loaded."""
+    from decoderlens.layers import select_layers
+
+    try:
+        select_layers(layers, 1_000_000)
+    except LayerSelectionError as err:
+        if "does not exist" not in str(err):  # ranges are checked once the model is known
+            raise
+
+
+def check_device(device: str) -> None:
+    """Refuse device names torch does not know (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``)."""
+    kind, _, index = str(device).partition(":")
+    if kind not in DEVICE_KINDS or (index and not (kind == "cuda" and index.isdigit())):
+        raise InputError(f"unknown device {device!r}: use auto, cpu, cuda, cuda:N or mps (--device)")
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+@dataclass
+class GenerationSettings:
+    """What is read out, and how the decoder generates from each layer (field help = its documentation)."""
+
+    layers: Any = field(default="all", metadata=_help(
+        "Layers to read: 'all', a list like '0,3,-1' (negatives count from the end, -1 = the final output) or a "
+        "slice like '2:6'."))
+    max_new_tokens: int | None = field(default=None, metadata=_help(
+        "New tokens per readout (default: the model's generation config, else 64)."))
+    num_beams: int = field(default=1, metadata=_help("Beam width; 1 is greedy decoding, as in the paper."))
+    final_norm: FinalNorm = field(default="auto", metadata=_help(
+        "'auto' applies a pre-LN encoder's final norm to intermediate layers; 'none' reads raw block outputs."))
+    tgt_lang: str | None = field(default=None, metadata=_help(
+        "Target language of multilingual translation models (fra_Latn for NLLB, fr for M2M100, fr_XX for "
+        "mBART-50)."))
+    language: str | None = field(default=None, metadata=_help(
+        "Spoken language of Whisper-style speech models (en, de, ...)."))
+    task: str | None = field(default=None, metadata=_help("Whisper-style speech models: transcribe or translate."))
+    top_length_cap: float | None = field(default=2.0, metadata=_help(
+        "Greedy readouts below the top layer stop after CAP x n + 16 new tokens, n = the example's top-layer "
+        "length; 0 switches it off."))
+    truncation: bool = field(default=False, metadata=_help(
+        "Cut over-long text inputs to the model's limit instead of refusing them."))
+
+    def validate(self) -> GenerationSettings:
+        """Raise ``InputError`` naming the setting and its option for any value that cannot work."""
+        check_layer_spec(self.layers)
+        if self.top_length_cap == 0:
+            self.top_length_cap = None
+        check_count("max_new_tokens", self.max_new_tokens, optional=True)
+        check_count("num_beams", self.num_beams)
+        check_choice("final_norm", self.final_norm, FINAL_NORMS)
+        cap = self.top_length_cap
+        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, (int, float)) or cap < 0):
+            raise InputError(f"{_label('top_length_cap')} must be a number of at least 0, got {cap!r}")
+        for name in ("tgt_lang", "language", "task"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise InputError(f"{_label(name)} must be a non-empty text, got {value!r}")
+        return self
+
+
+@dataclass
+class RuntimeSettings:
+    """Where and in what pieces the work runs; these change speed and memory, never results."""
+
+    batch_size: int | str | None = field(default=None, metadata=_help(
+        "Inputs encoded together; 'auto' (or None) takes as many inputs of similar length as max_rows and "
+        "max_memory allow."))
+    max_rows: int = field(default=256, metadata=_help(
+        "Most stacked rows (layers x inputs) in one decoding or scoring call."))
+    max_memory: str | int | None = field(default=None, metadata=_help(
+        "Memory budget of one call's encoder pass, stacked states, caches and logits, e.g. 8GiB."))
+    device: str = field(default="auto", metadata=_help("auto (CUDA when available), cpu, cuda, cuda:N or mps."))
+    dtype: str = field(default="auto", metadata=_help(
+        "auto (bfloat16 on GPUs that support it, else float32), float32, bfloat16 or float16."))
+    device_map: str | None = field(default=None, metadata=_help(
+        "'auto' spreads a model too large for one GPU over all GPUs (replaces device)."))
+
+    def validate(self) -> RuntimeSettings:
+        """Raise ``InputError`` naming the setting and its option for any value that cannot work."""
+        if self.batch_size == "auto":
+            self.batch_size = None
+        check_count("batch_size", self.batch_size, optional=True)
+        check_count("max_rows", self.max_rows)
+        check_device(self.device)
+        check_choice("dtype", self.dtype, DTYPES)
+        if self.max_memory is not None:
+            from decoderlens.budget import parse_size
+
+            parse_size(self.max_memory)
+        return self
+
+
+GENERATION_DEFAULTS = GenerationSettings()
+RUNTIME_DEFAULTS = RuntimeSettings()
+
+
+def help_text(cls: type, name: str) -> str:
+    """The help text of one settings field, with its default (command-line help is written once, here)."""
+    for item in fields(cls):
+        if item.name == name:
+            default = item.default
+            shown = "" if default is None or isinstance(default, bool) else f" [default: {default}]"
+            return str(item.metadata.get("help", "")) + shown
+    raise KeyError(name)
+
+
+def settings_fields(cls: type) -> set[str]:
+    """The field names of a settings dataclass."""
+    return {f.name for f in fields(cls)}
