@@ -258,3 +258,29 @@ def test_automatic_batches_equal_one_input_at_a_time(family: str) -> None:
     automatic = readout_ids(lens, items, family)  # default: as many inputs per batch as the rows allow
     assert automatic == [readout_ids(lens, [item], family, batch_size=1)[0] for item in items]
     assert readout_ids(lens, items, family, max_rows=len(items)) == automatic  # batches of about one input per layer
+
+
+def test_rules_that_read_the_source_apply_to_every_layer() -> None:
+    """``encoder_no_repeat_ngram_size`` needs the encoder's input ids, which ``generate`` does not see when it gets
+    encoder states; the engine passes them, so the top layer still equals ordinary ``generate``."""
+    lens = lens_for("bart")
+    items = ["w7 w8 w7 w8 w7 w8 w7 w8", *sample_inputs("bart", count=4, seed=2)]
+    config = lens.model.generation_config
+    free = readout_ids(lens, items, "bart", max_new_tokens=8)
+    config.encoder_no_repeat_ngram_size = 1
+    try:
+        ruled = readout_ids(lens, items, "bart", max_new_tokens=8)
+        expected = ordinary_generate(lens, items, "bart")
+        rounds = readout_ids(lens, items, "bart", max_new_tokens=8, first_round=2)
+    finally:
+        config.encoder_no_repeat_ngram_size = 0
+    assert [r[lens.num_layers] for r in ruled] == expected
+    assert rounds == ruled
+    sources = [set(item.split()) for item in items]
+    from decoderlens.testing import word_tokenizer
+
+    vocab = word_tokenizer().get_vocab()
+    for per_layer, words in zip(ruled, sources, strict=True):
+        banned = {vocab[w] for w in words}
+        assert all(not banned & set(ids) for ids in per_layer.values()), "a source token was repeated"
+    assert ruled != free, "the rule changed nothing: the test would not test anything"

@@ -28,9 +28,9 @@ def _rows_per_call(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     seen: list[int] = []
     original = engine.decode_rows
 
-    def counting(model: Any, plan: Any, states: Any, *args: Any, **kwargs: Any) -> Any:
-        seen.append(states.shape[0])
-        return original(model, plan, states, *args, **kwargs)
+    def counting(model: Any, plan: Any, stack: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append(len(stack))
+        return original(model, plan, stack, *args, **kwargs)
 
     monkeypatch.setattr(engine, "decode_rows", counting)
     return seen

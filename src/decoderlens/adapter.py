@@ -31,6 +31,8 @@ class EncodedBatch:
     """The mask the model's forward expects next to ``encoder_outputs`` (``None`` when it takes none)."""
     output_type: type[ModelOutput] = BaseModelOutput
     """The encoder's own output class (mixture-of-experts models read extra fields from it)."""
+    input_ids: torch.Tensor | None = None
+    """The encoder's input token ids (text models), for generation rules that look at the source."""
 
     def as_encoder_outputs(self, states: torch.Tensor) -> ModelOutput:
         """A fresh encoder-output object holding ``states`` (``generate`` mutates it during beam search)."""
@@ -39,6 +41,26 @@ class EncodedBatch:
     @property
     def batch_size(self) -> int:
         return self.final_output.shape[0]
+
+
+@dataclass
+class StackedRows:
+    """Encoder states stacked along the batch dimension, with each row's encoder mask and source ids."""
+
+    states: torch.Tensor
+    mask: torch.Tensor | None = None
+    input_ids: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return self.states.shape[0]
+
+    def part(self, rows: slice | torch.Tensor) -> StackedRows:
+        """Rows ``rows`` (a slice, or a tensor of row indices)."""
+        def take(tensor: torch.Tensor) -> torch.Tensor:
+            return tensor[rows] if isinstance(rows, slice) else tensor.index_select(0, rows)
+
+        return StackedRows(take(self.states), None if self.mask is None else take(self.mask),
+                           None if self.input_ids is None else take(self.input_ids))
 
 
 def _get_path(root: torch.nn.Module, path: str) -> Any:
@@ -94,7 +116,7 @@ class ModelAdapter:
             states.append(state[:, : final.shape[1]])
         if len(states) != self.num_layers + 1:
             raise RuntimeError(f"expected {self.num_layers + 1} hidden states, got {len(states)}")
-        return EncodedBatch(states, final, self.decoder_mask(batch), type(out))
+        return EncodedBatch(states, final, self.decoder_mask(batch), type(out), batch.get("input_ids"))
 
     @staticmethod
     def merge(parts: list[EncodedBatch]) -> EncodedBatch:
@@ -109,8 +131,10 @@ class ModelAdapter:
 
         masks = [p.attention_mask for p in parts]
         mask = None if any(m is None for m in masks) else pad_time(masks)  # type: ignore[arg-type]
+        ids = [p.input_ids for p in parts]
+        input_ids = None if any(i is None for i in ids) else pad_time(ids)  # type: ignore[arg-type]
         states = [pad_time([p.hidden_states[i] for p in parts]) for i in range(len(parts[0].hidden_states))]
-        return EncodedBatch(states, pad_time([p.final_output for p in parts]), mask, parts[0].output_type)
+        return EncodedBatch(states, pad_time([p.final_output for p in parts]), mask, parts[0].output_type, input_ids)
 
     @torch.no_grad()
     def layer_state(self, encoded: EncodedBatch, layer: int, final_norm: FinalNorm = "auto") -> torch.Tensor:
@@ -124,12 +148,14 @@ class ModelAdapter:
         return norm(state) if final_norm == "auto" and norm is not None else state
 
     def stack(self, encoded: EncodedBatch, layers: list[int], final_norm: FinalNorm = "auto",
-              device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Layer-major stacking: row ``i * B + b`` is example ``b`` read from ``layers[i]``; the mask repeats."""
+              device: torch.device | None = None) -> StackedRows:
+        """Layer-major stacking: row ``i * B + b`` is example ``b`` read from ``layers[i]``; masks and source ids
+        repeat (never ``repeat_interleave``)."""
         states = torch.cat([self.layer_state(encoded, layer, final_norm).to(device or encoded.final_output.device)
                             for layer in layers])
         mask = None if encoded.attention_mask is None else encoded.attention_mask.repeat(len(layers), 1)
-        return states, mask
+        ids = None if encoded.input_ids is None else encoded.input_ids.repeat(len(layers), 1)
+        return StackedRows(states, mask, ids)
 
     @contextlib.contextmanager
     def truncated_encoder(self, num_blocks: int) -> Iterator[None]:

@@ -213,14 +213,14 @@ class DecoderLens:
         order = [top, *[layer for layer in layers if layer != top]] if cap else layers
         anchors = [None if cap is None or layer == top else b for layer in order for b in range(size)]
         limits = RowLimits([plan.max_new_tokens] * len(anchors), anchors, cap)
-        states, mask = self.adapter.stack(encoded, order, generation.final_norm, self.device)
+        stack = self.adapter.stack(encoded, order, generation.final_norm, self.device)
         max_rows = self._rows_per_call(encoded, runtime.max_rows, runtime.max_memory, lambda cost, length, width:
                                        cost.decoding(length, width, plan.max_new_tokens, len(plan.prompt),
                                                      plan.num_beams))
         sequences: list[list[int]] = []
         for rows in row_slices(len(anchors), max_rows):
-            sequences += decode_rows(self.model, plan, states[rows], None if mask is None else mask[rows],
-                                     encoded.as_encoder_outputs, limits, list(range(rows.start, rows.stop)))
+            sequences += decode_rows(self.model, plan, stack.part(rows), encoded.as_encoder_outputs, limits,
+                                     list(range(rows.start, rows.stop)))
         result: list[list[LayerReadout]] = [[] for _ in range(size)]
         for row, sequence in enumerate(sequences):
             layer, example = order[row // size], row % size

@@ -10,6 +10,7 @@ import torch
 from transformers import GenerationMixin, PreTrainedModel
 from transformers.utils import ModelOutput
 
+from decoderlens.adapter import StackedRows
 from decoderlens.architectures import ArchitectureSpec
 from decoderlens.errors import InputError
 from decoderlens.inputs import get_tokenizer
@@ -40,6 +41,9 @@ class DecodingPlan:
     first_round: int | None = 16
     """Greedy decoding runs in rounds of 16, 32, 64, ... new tokens and continues only unfinished rows,
     so that rows that stopped no longer cost compute; ``None`` decodes in one ``generate`` call."""
+    source_rules: bool = False
+    """The generation config has rules that look at the encoder's input ids (e.g. ``encoder_no_repeat_ngram_size``),
+    so ``generate`` gets them next to the encoder states."""
 
     @property
     def greedy(self) -> bool:
@@ -153,23 +157,35 @@ def plan_decoding(
     round_decoding = spec.round_decoding
     return DecodingPlan(prompt, int(max_new_tokens or configured or DEFAULT_MAX_NEW_TOKENS), num_beams,
                         _eos_ids(model), options, bypass_model_generate=spec.speech_prompt,
-                        lean=lean and round_decoding, first_round=first_round if round_decoding else None)
+                        lean=lean and round_decoding, first_round=first_round if round_decoding else None,
+                        source_rules=_source_rules(model, options))
+
+
+SOURCE_RULES: dict[str, object] = {"encoder_no_repeat_ngram_size": 0, "encoder_repetition_penalty": 1.0}
+"""Generation-config fields whose logits processors read the encoder's input ids, with their neutral values."""
+
+
+def _source_rules(model: PreTrainedModel, options: dict[str, Any]) -> bool:
+    config = model.generation_config
+    return any(options.get(name, getattr(config, name, neutral)) not in (neutral, None)
+               for name, neutral in SOURCE_RULES.items())
 
 
 def run_generate(
-    model: PreTrainedModel, plan: DecodingPlan, encoder_outputs: ModelOutput, mask: torch.Tensor | None,
+    model: PreTrainedModel, plan: DecodingPlan, rows: StackedRows, make_outputs: Callable[[torch.Tensor], ModelOutput],
     prefix: torch.Tensor | None = None, **overrides: Any,
 ) -> torch.Tensor:
     """One ``generate`` call over stacked encoder states; returns sequences including the prompt/prefix."""
-    encoder_states: torch.Tensor = encoder_outputs["last_hidden_state"]
-    rows = encoder_states.shape[0]
     if prefix is None:
-        prefix = torch.tensor([plan.prompt], device=encoder_states.device).repeat(rows, 1)
+        prefix = torch.tensor([plan.prompt], device=rows.states.device).repeat(len(rows), 1)
     kwargs = plan.generate_options(**overrides)
-    if mask is not None:
-        kwargs["attention_mask"] = mask
+    if rows.mask is not None:
+        kwargs["attention_mask"] = rows.mask
+    if plan.source_rules and rows.input_ids is not None:
+        kwargs["inputs"] = rows.input_ids  # read by the source rules only: the encoder does not run again
     generate: Any = GenerationMixin.generate if plan.bypass_model_generate else type(model).generate  # type: ignore[attr-defined]
-    return generate(model, encoder_outputs=encoder_outputs, decoder_input_ids=prefix, **kwargs)  # type: ignore[no-any-return]
+    return generate(model, encoder_outputs=make_outputs(rows.states), decoder_input_ids=prefix,  # type: ignore[no-any-return]
+                    **kwargs)
 
 
 def rounds_apply(model: PreTrainedModel, plan: DecodingPlan) -> bool:
@@ -179,9 +195,8 @@ def rounds_apply(model: PreTrainedModel, plan: DecodingPlan) -> bool:
 
 
 def decode_rows(
-    model: PreTrainedModel, plan: DecodingPlan, states: torch.Tensor, mask: torch.Tensor | None,
-    make_outputs: Callable[[torch.Tensor], ModelOutput], limits: RowLimits | None = None,
-    rows: list[int] | None = None,
+    model: PreTrainedModel, plan: DecodingPlan, stack: StackedRows, make_outputs: Callable[[torch.Tensor], ModelOutput],
+    limits: RowLimits | None = None, rows: list[int] | None = None,
 ) -> list[list[int]]:
     """Decode stacked rows (row ``i`` is ``rows[i]`` of ``limits``); returns sequences with their prompt.
 
@@ -192,22 +207,23 @@ def decode_rows(
     call's start or end are kept where they belong: begin-suppression and the forced first token only in the
     first round, the forced end-of-sequence token only in the last.
     """
-    count = states.shape[0]
+    count = len(stack)
     rows = list(range(count)) if rows is None else rows
     if limits is None or not plan.greedy:
         limits = RowLimits.uniform(max(rows) + 1, plan.max_new_tokens)
     keep = len(plan.prompt)
     if plan.lean and not plan.bypass_model_generate and lean_applies(model, plan.generate_options()):
-        return lean_greedy(model, plan.prompt, states, mask, make_outputs, plan.eos_token_ids, limits, rows)
+        return lean_greedy(model, plan.prompt, stack.states, stack.mask, make_outputs, plan.eos_token_ids, limits,
+                           rows)
     total = plan.max_new_tokens
     budget = max(limits.limits[row] for row in rows)
     if not rounds_apply(model, plan):
         overrides: dict[str, Any] = {} if budget >= total else {"max_new_tokens": budget, "forced_eos_token_id": None}
-        out = run_generate(model, plan, make_outputs(states), mask, **overrides).tolist()
+        out = run_generate(model, plan, stack, make_outputs, **overrides).tolist()
         for sequence, row in zip(out, rows, strict=True):
             limits.ended(row, _new_length(sequence, keep, plan.eos_token_ids))
         return [limits.cut(sequence, row, keep) for sequence, row in zip(out, rows, strict=True)]
-    device = states.device
+    device = stack.states.device
     active = list(range(count))
     prefixes = {local: list(plan.prompt) for local in active}
     finished: dict[int, list[int]] = {}
@@ -221,8 +237,7 @@ def decode_rows(
             overrides.update(begin_suppress_tokens=None, forced_bos_token_id=None)
         index = torch.tensor(active, device=device)
         prefix = torch.tensor([prefixes[local] for local in active], device=device)
-        out = run_generate(model, plan, make_outputs(states.index_select(0, index)),
-                           None if mask is None else mask.index_select(0, index), prefix, **overrides).tolist()
+        out = run_generate(model, plan, stack.part(index), make_outputs, prefix, **overrides).tolist()
         done = set()
         for local, sequence in zip(active, out, strict=True):
             new = sequence[prefix.shape[1]:]

@@ -22,7 +22,8 @@ def _resolve(index: int, num_layers: int) -> int:
 def select_layers(spec: LayerSpec, num_layers: int) -> list[int]:
     """Layers to read out, 0..L, deduplicated and sorted.
 
-    ``None``/``"all"``: every layer (an empty selection is refused); ``"0,3,-1"``: a list (negative counts from the end, -1 = L);
+    ``None``/``"all"``: every layer (an empty selection is refused); ``"0,3,-1"``: a list (negative counts from
+    the end, -1 = L);
     ``"2:6"``: a Python-style slice (2, 3, 4, 5); slices and numbers can be mixed with commas.
     """
     if isinstance(spec, bool):

@@ -51,12 +51,13 @@ def token_statistics(
     """
     decoder_in = decoder_inputs(model, labels)
     safe = labels.clamp(min=0)
-    states, mask = adapter.stack(encoded, layers, final_norm, labels.device)
+    stack = adapter.stack(encoded, layers, final_norm, labels.device)
     decoder_rows, target_rows = decoder_in.repeat(len(layers), 1), safe.repeat(len(layers), 1)
     parts: list[tuple[torch.Tensor, ...]] = []
-    for rows in row_slices(states.shape[0], max_rows):
-        kwargs: dict[str, Any] = {} if mask is None else {"attention_mask": mask[rows]}
-        logits = model(encoder_outputs=encoded.as_encoder_outputs(states[rows]), decoder_input_ids=decoder_rows[rows],
+    for rows in row_slices(len(stack), max_rows):
+        part = stack.part(rows)
+        kwargs: dict[str, Any] = {} if part.mask is None else {"attention_mask": part.mask}
+        logits = model(encoder_outputs=encoded.as_encoder_outputs(part.states), decoder_input_ids=decoder_rows[rows],
                        **kwargs).logits
         logprobs = torch.log_softmax(logits.float(), dim=-1)
         target = logprobs.gather(-1, target_rows[rows][..., None]).squeeze(-1)

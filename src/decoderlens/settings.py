@@ -58,8 +58,10 @@ def check_device(device: str) -> None:
         raise InputError(f"unknown device {device!r}: use auto, cpu, cuda, cuda:N or mps (--device)")
 
 
-def _help(text: str) -> dict[str, str]:
-    return {"help": text}
+def _help(text: str, cli_type: type | None = None, metavar: str | None = None) -> dict[str, Any]:
+    """A field's documentation, which is also its command-line help (``cli_type``: the option's type where the
+    annotation allows several)."""
+    return {"help": text, "cli_type": cli_type, "metavar": metavar}
 
 
 @dataclass
@@ -68,18 +70,20 @@ class GenerationSettings:
 
     layers: Any = field(default="all", metadata=_help(
         "Layers to read: 'all', a list like '0,3,-1' (negatives count from the end, -1 = the final output) or a "
-        "slice like '2:6'."))
+        "slice like '2:6'.", str, "all|LIST|SLICE"))
     max_new_tokens: int | None = field(default=None, metadata=_help(
         "New tokens per readout (default: the model's generation config, else 64)."))
     num_beams: int = field(default=1, metadata=_help("Beam width; 1 is greedy decoding, as in the paper."))
     final_norm: FinalNorm = field(default="auto", metadata=_help(
-        "'auto' applies a pre-LN encoder's final norm to intermediate layers; 'none' reads raw block outputs."))
+        "'auto' applies a pre-LN encoder's final norm to intermediate layers; 'none' reads raw block outputs.", str,
+        "auto|none"))
     tgt_lang: str | None = field(default=None, metadata=_help(
         "Target language of multilingual translation models (fra_Latn for NLLB, fr for M2M100, fr_XX for "
         "mBART-50)."))
     language: str | None = field(default=None, metadata=_help(
         "Spoken language of Whisper-style speech models (en, de, ...)."))
-    task: str | None = field(default=None, metadata=_help("Whisper-style speech models: transcribe or translate."))
+    task: str | None = field(default=None, metadata=_help("Whisper-style speech models: transcribe or translate.",
+                                                          str, "transcribe|translate"))
     top_length_cap: float | None = field(default=2.0, metadata=_help(
         "Greedy readouts below the top layer stop after CAP x n + 16 new tokens, n = the example's top-layer "
         "length; 0 switches it off."))
@@ -109,15 +113,16 @@ class RuntimeSettings:
     """Where and in what pieces the work runs; these change speed and memory, never results."""
 
     batch_size: int | str | None = field(default=None, metadata=_help(
-        "Inputs encoded together; 'auto' (or None) takes as many inputs of similar length as max_rows and "
-        "max_memory allow."))
+        "Inputs encoded together; 'auto' (None in Python) takes as many inputs of similar length as max_rows and "
+        "max_memory allow.", str, "auto|N"))
     max_rows: int = field(default=256, metadata=_help(
         "Most stacked rows (layers x inputs) in one decoding or scoring call."))
     max_memory: str | int | None = field(default=None, metadata=_help(
-        "Memory budget of one call's encoder pass, stacked states, caches and logits, e.g. 8GiB."))
+        "Memory budget of one call's encoder pass, stacked states, caches and logits, e.g. 8GiB.", str, "SIZE"))
     device: str = field(default="auto", metadata=_help("auto (CUDA when available), cpu, cuda, cuda:N or mps."))
     dtype: str = field(default="auto", metadata=_help(
-        "auto (bfloat16 on GPUs that support it, else float32), float32, bfloat16 or float16."))
+        "auto (bfloat16 on GPUs that support it, else float32), float32, bfloat16 or float16.", str,
+        "auto|float32|bfloat16|float16"))
     device_map: str | None = field(default=None, metadata=_help(
         "'auto' spreads a model too large for one GPU over all GPUs (replaces device)."))
 
@@ -140,14 +145,11 @@ GENERATION_DEFAULTS = GenerationSettings()
 RUNTIME_DEFAULTS = RuntimeSettings()
 
 
-def help_text(cls: type, name: str) -> str:
-    """The help text of one settings field, with its default (command-line help is written once, here)."""
-    for item in fields(cls):
-        if item.name == name:
-            default = item.default
-            shown = "" if default is None or isinstance(default, bool) else f" [default: {default}]"
-            return str(item.metadata.get("help", "")) + shown
-    raise KeyError(name)
+def help_text(item: Any) -> str:
+    """The help text of a settings field, with its default (command-line help is written once, here)."""
+    default = item.default
+    shown = "" if default is None or isinstance(default, bool) else f" [default: {default}]"
+    return str(item.metadata.get("help", "")) + shown
 
 
 def settings_fields(cls: type) -> set[str]:

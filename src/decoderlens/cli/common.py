@@ -1,11 +1,13 @@
-"""What the commands share: the options of every setting (defined once, help from the settings themselves),
-error handling, and output."""
+"""What the commands share: one option per setting (defined once, from the settings dataclasses), error handling,
+and output."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import fields, replace
 from enum import StrEnum
@@ -16,10 +18,12 @@ import typer
 from rich.console import Console
 
 from decoderlens.errors import DecoderLensError, InputError
-from decoderlens.settings import GenerationSettings, RuntimeSettings, help_text
+from decoderlens.settings import GenerationSettings, RuntimeSettings, help_text, option_name
 
 err_console = Console(stderr=True, soft_wrap=True)
 S = TypeVar("S", GenerationSettings, RuntimeSettings)
+F = TypeVar("F", bound=Callable[..., Any])
+_SIMPLE_TYPES: dict[str, type] = {"int": int, "float": float, "str": str, "bool": bool}
 
 
 class FormatChoice(StrEnum):
@@ -28,40 +32,57 @@ class FormatChoice(StrEnum):
     csv = "csv"
 
 
-def _gen(name: str) -> str:
-    return help_text(GenerationSettings, name)
-
-
-def _run(name: str) -> str:
-    return help_text(RuntimeSettings, name)
-
-
 ModelArg = Annotated[str, typer.Argument(help="Hub model name or local folder (save_pretrained layout).",
                                          show_default=False)]
-LayersOpt = Annotated[str | None, typer.Option("--layers", help=_gen("layers"), show_default=False)]
-MaxNewTokensOpt = Annotated[int | None, typer.Option("--max-new-tokens", help=_gen("max_new_tokens"),
-                                                     show_default=False)]
-NumBeamsOpt = Annotated[int | None, typer.Option("--num-beams", help=_gen("num_beams"), show_default=False)]
-FinalNormOpt = Annotated[str | None, typer.Option("--final-norm", metavar="auto|none", help=_gen("final_norm"),
-                                                  show_default=False)]
-TgtLangOpt = Annotated[str | None, typer.Option("--tgt-lang", help=_gen("tgt_lang"), show_default=False)]
-LanguageOpt = Annotated[str | None, typer.Option("--language", help=_gen("language"), show_default=False)]
-TaskOpt = Annotated[str | None, typer.Option("--task", metavar="transcribe|translate", help=_gen("task"),
-                                             show_default=False)]
-TopLengthCapOpt = Annotated[float | None, typer.Option("--top-length-cap", help=_gen("top_length_cap"),
-                                                       show_default=False)]
-TruncateOpt = Annotated[bool | None, typer.Option("--truncate/--no-truncate", help=_gen("truncation"),
-                                                  show_default=False)]
-BatchSizeOpt = Annotated[str | None, typer.Option("--batch-size", metavar="auto|N", help=_run("batch_size"),
-                                                  show_default=False)]
-MaxRowsOpt = Annotated[int | None, typer.Option("--max-rows", help=_run("max_rows"), show_default=False)]
-MaxMemoryOpt = Annotated[str | None, typer.Option("--max-memory", help=_run("max_memory"), show_default=False)]
-DeviceOpt = Annotated[str | None, typer.Option("--device", help=_run("device"), show_default=False)]
-DtypeOpt = Annotated[str | None, typer.Option("--dtype", help=_run("dtype"), show_default=False)]
-DeviceMapOpt = Annotated[str | None, typer.Option("--device-map", help=_run("device_map"), show_default=False)]
 FormatOpt = Annotated[FormatChoice, typer.Option("--format", help="table, json or csv.")]
 OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Write the result to this file.",
                                                 show_default=False)]
+
+
+def _cli_type(item: Any) -> type:
+    """The command-line type of a settings field: given in its metadata, else read off its annotation."""
+    given = item.metadata.get("cli_type")
+    if given is not None:
+        return given  # type: ignore[no-any-return]
+    names = [part.strip() for part in str(item.type).split("|") if part.strip() != "None"]
+    return _SIMPLE_TYPES.get(names[0], str) if names else str
+
+
+def settings_options(*classes: type, skip: tuple[str, ...] = ()) -> Callable[[F], F]:
+    """Give a command one option per field of each settings class (name, type and help from the field, so each
+    is defined once), and pass the values the user gave to it as ``given`` (options left out are absent)."""
+
+    def wrap(command: F) -> F:
+        signature = inspect.signature(command, eval_str=True)
+        added: list[inspect.Parameter] = []
+        for cls in classes:
+            for item in fields(cls):
+                if item.name in skip:
+                    continue
+                kind = _cli_type(item)
+                flag = option_name(item.name)
+                decls = [f"{flag}/--no-{flag[2:]}"] if kind is bool else [flag]
+                metavar = item.metadata.get("metavar") or {int: "N", float: "X", str: "TEXT"}.get(kind)
+                option = typer.Option(*decls, help=help_text(item), metavar=None if kind is bool else metavar,
+                                      show_default=False)
+                added.append(inspect.Parameter(item.name, inspect.Parameter.KEYWORD_ONLY, default=None,
+                                               annotation=Annotated[kind | None, option]))  # type: ignore[valid-type]
+        names = [p.name for p in added]
+
+        @functools.wraps(command)
+        def run(**kwargs: Any) -> Any:
+            given = {name: kwargs.pop(name) for name in names if kwargs.get(name) is not None}
+            for name in names:
+                kwargs.pop(name, None)
+            if "batch_size" in given:
+                given["batch_size"] = batch_size_value(given["batch_size"])
+            return command(**kwargs, given=given)
+
+        kept = [p for p in signature.parameters.values() if p.name != "given"]
+        run.__signature__ = signature.replace(parameters=[*kept, *added])  # type: ignore[attr-defined]
+        return run  # type: ignore[return-value]
+
+    return wrap
 
 
 def batch_size_value(text: str) -> int | str:
@@ -73,14 +94,6 @@ def batch_size_value(text: str) -> int | str:
     except ValueError:
         raise InputError(f"batch_size (--batch-size) must be 'auto' or a whole number of at least 1, got {text!r}"
                          ) from None
-
-
-def overrides(**options: Any) -> dict[str, Any]:
-    """The options a user gave (``None`` = not given), in the settings' own terms."""
-    given = {name: value for name, value in options.items() if value is not None}
-    if "batch_size" in given:
-        given["batch_size"] = batch_size_value(given["batch_size"])
-    return given
 
 
 def settings_of(cls: type[S], given: dict[str, Any]) -> S:
@@ -130,6 +143,13 @@ def emit(text: str | None, output: Path | None) -> None:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
         err_console.print(f"wrote {output}", highlight=False)
+
+
+def show_result(result: Any, fmt: FormatChoice, output: Path | None) -> None:
+    """Print a result as a table, JSON or CSV, or write it to ``output`` (as JSON when a table was asked for)."""
+    from decoderlens.presentation.tables import render
+
+    emit(render(result, "json" if fmt is FormatChoice.table and output is not None else fmt.value), output)
 
 
 def quiet_transformers() -> None:

@@ -3,36 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from decoderlens.cli.common import (
-    BatchSizeOpt,
-    DeviceMapOpt,
-    DeviceOpt,
-    DtypeOpt,
-    FinalNormOpt,
-    LanguageOpt,
-    LayersOpt,
-    MaxMemoryOpt,
-    MaxNewTokensOpt,
-    MaxRowsOpt,
-    NumBeamsOpt,
-    TaskOpt,
-    TgtLangOpt,
-    TopLengthCapOpt,
-    TruncateOpt,
-    err_console,
-    friendly_errors,
-    overrides,
-)
+from decoderlens.cli.common import err_console, friendly_errors, settings_options
+from decoderlens.settings import GenerationSettings, RuntimeSettings
 
 
 def _opt(flag: str, text: str, metavar: str | None = None) -> typer.models.OptionInfo:
     return typer.Option(flag, help=text, metavar=metavar, show_default=False)
 
 
+@settings_options(GenerationSettings, RuntimeSettings)
 def eval_command(
     model: Annotated[str | None, typer.Argument(help="Hub model name or local folder.", show_default=False)] = None,
     data: Annotated[str | None, typer.Argument(help="JSONL/CSV/TSV file, datasets folder, audio folder or Hub data "
@@ -57,27 +40,14 @@ def eval_command(
     template: Annotated[str | None, _opt("--template", "Prompt wrapped around text inputs, with an {input} "
                                          "placeholder.")] = None,
     limit: Annotated[int | None, _opt("--limit", "Use only the first N usable rows.", "N")] = None,
-    layers: LayersOpt = None,
-    max_new_tokens: MaxNewTokensOpt = None,
-    num_beams: NumBeamsOpt = None,
-    final_norm: FinalNormOpt = None,
-    tgt_lang: TgtLangOpt = None,
-    language: LanguageOpt = None,
-    task: TaskOpt = None,
-    top_length_cap: TopLengthCapOpt = None,
-    truncate: TruncateOpt = None,
     score: Annotated[bool | None, typer.Option("--score/--no-score", help="Also score the reference per layer "
                                                "(teacher-forced log-probs).", show_default=False)] = None,
     on_error: Annotated[str | None, _opt("--on-error", "skip (and report) or fail on malformed rows [default: "
                                          "skip].", "skip|fail")] = None,
     chunk_size: Annotated[int | None, _opt("--chunk-size", "Examples decoded between two writes to disk "
                                            "[default: 256].", "N")] = None,
-    batch_size: BatchSizeOpt = None,
-    max_rows: MaxRowsOpt = None,
-    max_memory: MaxMemoryOpt = None,
-    device: DeviceOpt = None,
-    dtype: DtypeOpt = None,
-    device_map: DeviceMapOpt = None,
+    *,
+    given: dict[str, Any],
 ) -> None:
     """Evaluate every encoder layer of MODEL on DATA with the task's metrics; resumes an interrupted run."""
     from decoderlens.evaluation.recipes import read_recipe
@@ -87,13 +57,11 @@ def eval_command(
 
     with friendly_errors():
         options = read_recipe(recipe) if recipe is not None else {}
-        options.update(overrides(
-            model=model, path=data, preset=preset, metrics=metric or None, normalize=normalize,
-            input_field=input_field, target_field=target_field, id_field=id_field, config=config, split=split,
-            template=template, limit=limit, layers=layers, max_new_tokens=max_new_tokens, num_beams=num_beams,
-            final_norm=final_norm, tgt_lang=tgt_lang, language=language, task=task, top_length_cap=top_length_cap,
-            truncation=truncate, score=score, on_error=on_error, chunk_size=chunk_size, batch_size=batch_size,
-            max_rows=max_rows, max_memory=max_memory, device=device, dtype=dtype, device_map=device_map))
+        named = {"model": model, "path": data, "preset": preset, "metrics": metric or None, "normalize": normalize,
+                 "input_field": input_field, "target_field": target_field, "id_field": id_field, "config": config,
+                 "split": split, "template": template, "limit": limit, "score": score, "on_error": on_error,
+                 "chunk_size": chunk_size}
+        options.update({**{k: v for k, v in named.items() if v is not None}, **given})
         settings = settings_from(options).validate()
         try:
             report = evaluate(settings, out)

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from decoderlens.cli.common import NumBeamsOpt, friendly_errors, quiet_transformers
+from decoderlens.cli.common import friendly_errors, quiet_transformers
 
 
 class TargetChoice(StrEnum):
@@ -20,21 +20,28 @@ class TargetChoice(StrEnum):
 logic_app = typer.Typer(help="The propositional-logic experiment: data, training, analysis.", no_args_is_help=True)
 
 
-def demo(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the results.")] = Path("decoderlens-demo"),
-    examples: Annotated[int, typer.Option("--examples", "-n", min=1, help="Held-out formulas to read.")] = 300,
-    model: Annotated[Path | None, typer.Option("--model", help="Another logic model folder.",
-                                               show_default=False)] = None,
-    num_beams: NumBeamsOpt = None,
-    force: Annotated[bool, typer.Option("--force", help="Start afresh instead of reusing an earlier run in "
-                                        "--out.")] = False,
-) -> None:
-    """Read out every encoder layer of the shipped logic model on held-out formulas (offline)."""
+ExamplesOpt = Annotated[int, typer.Option("--examples", "-n", min=1, help="Held-out formulas to read.")]
+BeamsOpt = Annotated[int, typer.Option("--num-beams", help="Beam width (1: greedy decoding).")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Start afresh instead of reusing an earlier run in --out.")]
+
+
+def read_out_logic_model(out: Path, examples: int, model: Path | None, num_beams: int, force: bool) -> None:
+    """Read out every layer of a logic model (the shipped one when ``model`` is None) on held-out formulas."""
     from decoderlens.logic.demo import run_demo
 
     with friendly_errors():
         quiet_transformers()
-        run_demo(out, examples, model_path=model, force=force, num_beams=num_beams or 1)
+        run_demo(out, examples, model_path=model, force=force, num_beams=num_beams)
+
+
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the results.")] = Path("decoderlens-demo"),
+    examples: ExamplesOpt = 300, num_beams: BeamsOpt = 1, force: ForceOpt = False,
+    model: Annotated[Path | None, typer.Option("--model", help="Another logic model folder.",
+                                               show_default=False)] = None,
+) -> None:
+    """Read out every encoder layer of the shipped logic model on held-out formulas (offline)."""
+    read_out_logic_model(out, examples, model, num_beams, force)
 
 
 @logic_app.command("data")
@@ -140,15 +147,8 @@ def export(
 @logic_app.command("analyze")
 def analyze_cmd(
     model: Annotated[Path, typer.Argument(help="Logic model folder.")],
-    out: Annotated[Path, typer.Option("--out", "-o")] = Path("logic-analysis"),
-    examples: Annotated[int, typer.Option("--examples", "-n", min=1, help="Held-out formulas to read.")] = 2_000,
-    num_beams: NumBeamsOpt = None,
-    force: Annotated[bool, typer.Option("--force", help="Start afresh instead of reusing an earlier run in "
-                                        "--out.")] = False,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the results.")] = Path("logic-analysis"),
+    examples: ExamplesOpt = 2_000, num_beams: BeamsOpt = 1, force: ForceOpt = False,
 ) -> None:
     """Per-layer analysis of a logic model on the held-out test split."""
-    from decoderlens.logic.demo import run_demo
-
-    with friendly_errors():
-        quiet_transformers()
-        run_demo(out, examples, model_path=model, force=force, num_beams=num_beams or 1)
+    read_out_logic_model(out, examples, model, num_beams, force)

@@ -8,30 +8,15 @@ from typing import Annotated, Any
 import typer
 
 from decoderlens.cli.common import (
-    BatchSizeOpt,
-    DeviceMapOpt,
-    DeviceOpt,
-    DtypeOpt,
-    FinalNormOpt,
     FormatChoice,
     FormatOpt,
-    LanguageOpt,
-    LayersOpt,
-    MaxMemoryOpt,
-    MaxNewTokensOpt,
-    MaxRowsOpt,
     ModelArg,
-    NumBeamsOpt,
     OutputOpt,
-    TaskOpt,
-    TgtLangOpt,
-    TopLengthCapOpt,
-    TruncateOpt,
-    emit,
     friendly_errors,
     load_lens,
-    overrides,
     settings_of,
+    settings_options,
+    show_result,
 )
 from decoderlens.errors import InputError
 from decoderlens.settings import GenerationSettings, RuntimeSettings
@@ -61,40 +46,24 @@ def collect_inputs(lens: Any, texts: list[str], audio: list[Path], image: list[P
     return items
 
 
+@settings_options(GenerationSettings, RuntimeSettings)
 def run(
     model: ModelArg,
     inputs: Annotated[list[str] | None, typer.Argument(help="Input texts (or audio/image paths).",
                                                        show_default=False)] = None,
-    layers: LayersOpt = None,
-    max_new_tokens: MaxNewTokensOpt = None,
-    num_beams: NumBeamsOpt = None,
-    final_norm: FinalNormOpt = None,
-    tgt_lang: TgtLangOpt = None,
-    language: LanguageOpt = None,
-    task: TaskOpt = None,
-    top_length_cap: TopLengthCapOpt = None,
-    truncate: TruncateOpt = None,
-    audio: Annotated[list[Path] | None, typer.Option("--audio", help="Audio file (repeat the flag for each).",
-                                                     show_default=False)] = None,
-    image: Annotated[list[Path] | None, typer.Option("--image", help="Image file (repeat the flag for each).",
-                                                     show_default=False)] = None,
-    batch_size: BatchSizeOpt = None,
-    max_rows: MaxRowsOpt = None,
-    max_memory: MaxMemoryOpt = None,
-    device: DeviceOpt = None,
-    dtype: DtypeOpt = None,
-    device_map: DeviceMapOpt = None,
+    audio: Annotated[list[Path] | None, typer.Option("--audio", metavar="FILE", show_default=False,
+                                                     help="Audio file (repeat the flag for each).")] = None,
+    image: Annotated[list[Path] | None, typer.Option("--image", metavar="FILE", show_default=False,
+                                                     help="Image file (repeat the flag for each).")] = None,
     fmt: FormatOpt = FormatChoice.table,
     output: OutputOpt = None,
     html: Annotated[Path | None, typer.Option("--html", help="Also write an HTML view to this file.",
                                               show_default=False)] = None,
+    *,
+    given: dict[str, Any],
 ) -> None:
     """Read out every encoder layer of MODEL for the given inputs."""
     with friendly_errors():
-        given = overrides(layers=layers, max_new_tokens=max_new_tokens, num_beams=num_beams, final_norm=final_norm,
-                          tgt_lang=tgt_lang, language=language, task=task, top_length_cap=top_length_cap,
-                          truncation=truncate, batch_size=batch_size, max_rows=max_rows, max_memory=max_memory,
-                          device=device, dtype=dtype, device_map=device_map)
         generation, runtime = settings_of(GenerationSettings, given), settings_of(RuntimeSettings, given)
         if not (inputs or audio or image):
             raise InputError("give at least one input (text, or --audio / --image files)")
@@ -105,6 +74,4 @@ def run(
             from decoderlens.presentation.report import write_lens_output_html
 
             write_lens_output_html(result, html)
-        from decoderlens.presentation.tables import render
-
-        emit(render(result, "json" if fmt is FormatChoice.table and output is not None else fmt.value), output)
+        show_result(result, fmt, output)

@@ -4,31 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from decoderlens.cli.common import (
-    BatchSizeOpt,
-    DeviceMapOpt,
-    DeviceOpt,
-    DtypeOpt,
-    FinalNormOpt,
-    FormatChoice,
-    FormatOpt,
-    LayersOpt,
-    MaxMemoryOpt,
-    MaxRowsOpt,
-    ModelArg,
-    OutputOpt,
-    TgtLangOpt,
-    TruncateOpt,
-    emit,
-    friendly_errors,
-    load_lens,
-    overrides,
-    settings_of,
-)
+from decoderlens.cli import common
 from decoderlens.errors import InputError
 from decoderlens.settings import GenerationSettings, RuntimeSettings, check_count
 
@@ -52,32 +32,23 @@ def read_pairs(path: Path) -> tuple[list[str], list[str]]:
     return inputs, targets
 
 
+@common.settings_options(GenerationSettings, RuntimeSettings,
+                  skip=("max_new_tokens", "num_beams", "language", "task", "top_length_cap"))
 def score(
-    model: ModelArg,
+    model: common.ModelArg,
     source: Annotated[str | None, typer.Argument(help="Input text (or audio/image path).", show_default=False)] = None,
     target: Annotated[str | None, typer.Argument(help="Target text to score.", show_default=False)] = None,
     pairs: Annotated[Path | None, typer.Option("--pairs", help="JSONL file of {input, target} rows.",
                                                show_default=False)] = None,
-    layers: LayersOpt = None,
     top_k: Annotated[int, typer.Option("--top-k", help="Most likely tokens listed per position.")] = 5,
-    final_norm: FinalNormOpt = None,
-    tgt_lang: TgtLangOpt = None,
-    truncate: TruncateOpt = None,
-    batch_size: BatchSizeOpt = None,
-    max_rows: MaxRowsOpt = None,
-    max_memory: MaxMemoryOpt = None,
-    device: DeviceOpt = None,
-    dtype: DtypeOpt = None,
-    device_map: DeviceMapOpt = None,
-    fmt: FormatOpt = FormatChoice.table,
-    output: OutputOpt = None,
+    fmt: common.FormatOpt = common.FormatChoice.table,
+    output: common.OutputOpt = None,
+    *,
+    given: dict[str, Any],
 ) -> None:
     """Score TARGET given SOURCE at every encoder layer (log-prob, rank, entropy, top-k per token)."""
-    with friendly_errors():
-        given = overrides(layers=layers, final_norm=final_norm, tgt_lang=tgt_lang, truncation=truncate,
-                          batch_size=batch_size, max_rows=max_rows, max_memory=max_memory, device=device,
-                          dtype=dtype, device_map=device_map)
-        generation, runtime = settings_of(GenerationSettings, given), settings_of(RuntimeSettings, given)
+    with common.friendly_errors():
+        generation, runtime = common.settings_of(GenerationSettings, given), common.settings_of(RuntimeSettings, given)
         check_count("top_k", top_k)
         if pairs is not None:
             inputs, targets = read_pairs(pairs)
@@ -87,8 +58,5 @@ def score(
             raise InputError("give SOURCE and TARGET, or --pairs FILE")
         if not inputs:
             raise InputError(f"{pairs} holds no pairs")
-        lens = load_lens(model, runtime)
-        result = lens.score_items(inputs, targets, generation, runtime, top_k)
-        from decoderlens.presentation.tables import render
-
-        emit(render(result, "json" if fmt is FormatChoice.table and output is not None else fmt.value), output)
+        lens = common.load_lens(model, runtime)
+        common.show_result(lens.score_items(inputs, targets, generation, runtime, top_k), fmt, output)

@@ -34,16 +34,24 @@ class TrainConfig:
     """Everything that determines a training run; stored with every checkpoint and in the model card."""
 
     seed: int = 0
+    """Seeds the model's initialisation and every batch (batches are generated afresh from it)."""
     max_steps: int = 16_000
+    """Optimiser steps; the learning-rate schedule ends there."""
     batch_size: int = 64
+    """Formulas per step."""
     micro_batches: int = 4
     """Each batch is sorted by formula size and run in this many slices (less padding, same gradient)."""
     learning_rate: float = 1e-3
+    """Peak learning rate of AdamW (betas 0.9/0.98)."""
     warmup_steps: int = 300
+    """Steps of linear warm-up before the cosine decay."""
     min_lr_ratio: float = 0.1
+    """Where the cosine decay ends, as a share of the peak."""
     weight_decay: float = 0.01
     curriculum_start_size: int = 6
+    """Largest formula size at the first step of the curriculum."""
     curriculum_steps: int = 5_000
+    """Steps over which the largest size grows to 35 (0: all sizes from the start)."""
     size_bias: float = 0.0
     """Formula sizes are drawn with weight ``size ** size_bias`` (0: uniform, as in the test split)."""
     target: str = "majority"
