@@ -5,7 +5,7 @@ PY ?= python
 
 setup:
 	python3 -m venv .venv && .venv/bin/pip install --quiet --upgrade pip && \
-	.venv/bin/pip install --quiet torch==2.13.0 && .venv/bin/pip install --quiet -e ".[test]"
+	.venv/bin/pip install --quiet torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu && .venv/bin/pip install --quiet -e ".[test]"
 
 demo:
 	$(PY) -m decoderlens demo --out decoderlens-demo

@@ -253,3 +253,33 @@ def test_help_and_version_do_not_load_torch() -> None:
     version = subprocess.run([sys.executable, "-m", "decoderlens", "--version"], capture_output=True, text=True,
                              timeout=120)
     assert version.returncode == 0 and version.stdout.startswith("decoderlens ")
+
+
+def test_sigterm_stops_like_ctrl_c_and_the_run_resumes(model_dir: Path, tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    data = tmp_path / "many.jsonl"
+    data.write_text("".join(json.dumps({"id": f"r{i}", "input": t, "target": t.split()[0]}) + "\n"
+                            for i, t in enumerate(sample_texts(300, seed=3))))
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "decoderlens", "eval", str(model_dir), str(data), "--out", str(out), "--chunk-size",
+           "1", "--max-new-tokens", "6", "--metric", "accuracy"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 120
+    while not (out / "readouts.jsonl").exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "run the same command again to resume" in err and "Traceback" not in err
+    assert not (out / "summary.json").exists() and not (out / ".lock").exists()
+    done = len((out / "readouts.jsonl").read_text().splitlines())
+    assert 0 < done < 300 * 4
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert json.loads((out / "summary.json").read_text())["layers"][0]["n"] == 300

@@ -181,3 +181,48 @@ def test_notebook_and_terminal_display(tmp_path: Path) -> None:
     assert "w1 w2" in text and "(final)" in text
     page = write_lens_output_html(out, tmp_path / "run.html")
     assert "w1 w2" in page.read_text()
+
+
+@needs_browser
+def test_axes_captions_and_counts(eval_folder: Path, tmp_path: Path) -> None:
+    manager, browser, page, errors, _ = open_page(eval_folder / "report.html")
+    try:
+        panels = page.locator("#curves .panel")
+        names = panels.locator("h3").all_inner_texts()
+        accuracy = panels.nth(names.index("accuracy"))
+        ticks = accuracy.locator("svg text").all_text_contents()
+        assert {"0.00", "0.25", "0.50", "0.75", "1.00"} <= set(ticks)  # a rate: the whole [0, 1] axis
+        assert "share of outputs equal to the reference" in accuracy.inner_text()  # a caption in words
+        logprob = panels.nth(names.index("logprob"))
+        values = [float(t) for t in logprob.locator("svg text[text-anchor=end]").all_text_contents()]
+        steps = {round(b - a, 6) for a, b in zip(sorted(values), sorted(values)[1:], strict=False)}
+        step = steps.pop()
+        assert not steps and any(abs(step / 10**k - m) < 1e-9 for k in range(-3, 4) for m in (1, 2, 2.5, 5))
+        assert errors == []
+    finally:
+        browser.close()
+        manager.stop()
+    single = tmp_path / "one"
+    store = EvalFolder(single)
+    store.append([ReadoutRecord("only", layer, "w1", "w1", "w1") for layer in range(4)])
+    settings = EvalSettings(model=str(tmp_path / "models" / "my-model"), data=DataSource("x.jsonl"),
+                            metrics=["accuracy"], bootstrap_resamples=10)
+    store.write_summary(summarize(store.records(), settings, num_layers=3))
+    write_report(single)
+    manager, browser, page, errors, _ = open_page(single / "report.html")
+    try:
+        assert page.inner_text("#count") == "1 of 1 example"
+        assert page.inner_text("#subtitle").startswith("1 example,")
+        assert page.inner_text("#title") == "DecoderLens: my-model"  # the model's name, not its path
+        assert errors == []
+    finally:
+        browser.close()
+        manager.stop()
+
+
+def test_display_names() -> None:
+    from decoderlens.presentation.report import display_name
+
+    assert display_name("google/flan-t5-base") == "google/flan-t5-base"
+    assert display_name("/abs/path/to/runs/logic4/model") == "logic4/model"
+    assert display_name("./models/tiny") == "tiny"

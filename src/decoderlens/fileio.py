@@ -45,4 +45,5 @@ def read_complete_lines(path: Path) -> tuple[list[str], bool]:
         return [], False
     raw = path.read_bytes()
     complete = raw[: raw.rfind(b"\n") + 1]
-    return [line for line in complete.decode("utf-8").splitlines() if line.strip()], len(complete) != len(raw)
+    lines = complete.decode("utf-8").split("\n")  # not splitlines(): JSON text may hold U+2028 and other breaks
+    return [line for line in lines if line.strip()], len(complete) != len(raw)

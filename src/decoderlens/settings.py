@@ -128,8 +128,12 @@ class RuntimeSettings:
 
     def validate(self) -> RuntimeSettings:
         """Raise ``InputError`` naming the setting and its option for any value that cannot work."""
-        if self.batch_size == "auto":
-            self.batch_size = None
+        if isinstance(self.batch_size, str):
+            text = self.batch_size.strip().lower()
+            if text != "auto" and not text.isdigit():
+                raise InputError(f"{_label('batch_size')} must be 'auto' or a whole number of at least 1, got "
+                                 f"{self.batch_size!r}")
+            self.batch_size = None if text == "auto" else int(text)
         check_count("batch_size", self.batch_size, optional=True)
         check_count("max_rows", self.max_rows)
         check_device(self.device)

@@ -17,7 +17,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
-from decoderlens.errors import DecoderLensError, InputError
+from decoderlens.errors import DecoderLensError
 from decoderlens.settings import GenerationSettings, RuntimeSettings, help_text, option_name
 
 err_console = Console(stderr=True, soft_wrap=True)
@@ -74,8 +74,6 @@ def settings_options(*classes: type, skip: tuple[str, ...] = ()) -> Callable[[F]
             given = {name: kwargs.pop(name) for name in names if kwargs.get(name) is not None}
             for name in names:
                 kwargs.pop(name, None)
-            if "batch_size" in given:
-                given["batch_size"] = batch_size_value(given["batch_size"])
             return command(**kwargs, given=given)
 
         kept = [p for p in signature.parameters.values() if p.name != "given"]
@@ -83,17 +81,6 @@ def settings_options(*classes: type, skip: tuple[str, ...] = ()) -> Callable[[F]
         return run  # type: ignore[return-value]
 
     return wrap
-
-
-def batch_size_value(text: str) -> int | str:
-    """``--batch-size``: ``auto`` sizes batches by rows and memory; else a whole number."""
-    if text.strip().lower() == "auto":
-        return "auto"
-    try:
-        return int(text)
-    except ValueError:
-        raise InputError(f"batch_size (--batch-size) must be 'auto' or a whole number of at least 1, got {text!r}"
-                         ) from None
 
 
 def settings_of(cls: type[S], given: dict[str, Any]) -> S:

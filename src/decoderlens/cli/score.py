@@ -17,7 +17,7 @@ def read_pairs(path: Path) -> tuple[list[str], list[str]]:
     """Input/target pairs from a JSONL file with ``input`` and ``target`` fields."""
     inputs, targets = [], []
     try:
-        lines = path.read_bytes().decode("utf-8").splitlines()
+        lines = path.read_bytes().decode("utf-8").split("\n")
     except UnicodeDecodeError as err:
         raise InputError(f"{path} is not valid UTF-8 ({err.reason} at byte {err.start})") from None
     for number, line in enumerate(lines, 1):

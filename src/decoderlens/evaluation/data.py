@@ -7,6 +7,7 @@ skipped; it never stops the other rows from being read.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 import string
@@ -136,7 +137,7 @@ def _json_lines(path: Path) -> Iterator[Record]:
 
 def _delimited(path: Path) -> Iterator[Record]:
     text = path.read_bytes().decode("utf-8", errors="surrogateescape")
-    reader = csv.DictReader(text.splitlines(), delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
     for number, record in enumerate(reader, 2):
         values = list(record.values())
         if None in record:  # type: ignore[comparison-overlap]  # csv puts surplus fields under the key None

@@ -204,6 +204,7 @@ class EvalFolder:
 
     def append(self, records: list[ReadoutRecord], path: Path | None = None) -> None:
         """Append records durably (flushed and synced) to ``readouts.jsonl`` or a shard; renews the lock."""
+        self.path.mkdir(parents=True, exist_ok=True)
         append_lines(path or self.readouts_path, [json_line(r.to_dict()) for r in records])
         with contextlib.suppress(OSError):
             os.utime(self.path / LOCK)

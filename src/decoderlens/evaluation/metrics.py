@@ -95,7 +95,7 @@ def normalize_squad(text: str) -> str:
     return " ".join(text.split())
 
 
-def normalize_whisper(text: str) -> str:
+def normalize_transcript(text: str) -> str:
     """Whisper's basic text normaliser (lower case, symbols and bracketed text removed)."""
     from transformers.models.whisper.english_normalizer import BasicTextNormalizer
 
@@ -106,7 +106,7 @@ NORMALIZERS: dict[str, Callable[[str], str]] = {
     "none": lambda t: t.strip(),
     "lower": lambda t: " ".join(t.lower().split()),
     "squad": normalize_squad,
-    "whisper": normalize_whisper,
+    "whisper": normalize_transcript,
 }
 
 

@@ -23,16 +23,13 @@ def size_bucket(size: int) -> str:
 
 @dataclass
 class Rates:
-    """Shares of outputs that parse, are semantically correct, and match the target exactly."""
+    """Of ``count`` outputs judged, the shares that parse as an assignment, are semantically correct (every
+    completion satisfies the formula), and equal the generator's target exactly."""
 
     count: int = 0
-    """Outputs judged."""
     parses: float = 0.0
-    """Share that parse as an assignment."""
     correct: float = 0.0
-    """Share whose every completion satisfies the formula."""
     exact: float = 0.0
-    """Share equal to the generator's target."""
 
     @classmethod
     def of(cls, judgements: list[Judgement]) -> Rates:

@@ -33,15 +33,13 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
 
 @dataclass(frozen=True)
 class ModelShape:
-    """Shape of the from-scratch model (defaults: 6+6 layers, d 128, as in the paper's logic model)."""
+    """Shape of the from-scratch model (defaults: 6+6 layers, d 128, as in the paper's logic model): residual width
+    ``d_model``, ``num_layers`` encoder blocks and as many decoder blocks, feed-forward width ``d_ff``."""
 
     d_model: int = 128
-    """Width of the residual stream."""
     num_layers: int = 6
-    """Encoder blocks, and as many decoder blocks."""
     num_heads: int = 4
     d_ff: int = 512
-    """Width of the feed-forward layers."""
     dropout: float = 0.0
     position_buckets: int = 160
     """T5 relative-position buckets; 160 (80 per direction) keeps every offset within a formula distinct."""

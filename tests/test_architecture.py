@@ -1,0 +1,108 @@
+"""The shape of the package: imports only go downward (no cycles, even through imports inside functions), and no
+module but the architecture table names a model family in its code."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import decoderlens
+
+PACKAGE = Path(decoderlens.__file__).parent
+ROOT = "decoderlens"
+FAMILY_WORDS = ("whisper", "bart", "marian", "nllb", "pegasus", "m2m", "mbart", "prophetnet", "speecht5", "vit",
+                "t5")
+FAMILY_HOMES = {"architectures", "testing"}
+"""The table of family facts, and the tiny models that tests build (one per family)."""
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(path: Path) -> set[str]:
+    """Every package module ``path`` imports, at the top or inside functions."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(ROOT):
+            found.add(node.module)
+            found |= {f"{node.module}.{alias.name}" for alias in node.names}
+        elif isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name.startswith(ROOT)}
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph = {}
+    for name, path in modules.items():
+        if name == ROOT:
+            continue  # the package root is the composition root: it may load anything, lazily
+        graph[name] = {m for m in imports_of(path) if m in modules and m not in (name, ROOT)}
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return [*stack[stack.index(nxt):], nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        state[node] = 2
+        stack.pop()
+        return None
+
+    for start in sorted(graph):
+        if start not in state and (cycle := visit(start)):
+            return cycle
+    return None
+
+
+def test_the_import_graph_has_no_cycles() -> None:
+    graph = import_graph()
+    assert len(graph) > 30
+    assert find_cycle(graph) is None, " -> ".join(find_cycle(graph) or [])
+
+
+def test_a_cycle_would_be_found() -> None:
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+
+
+def test_layers_import_downward() -> None:
+    graph = import_graph()
+    lower = ["decoderlens.results", "decoderlens.settings", "decoderlens.errors", "decoderlens.fileio",
+             "decoderlens.adapter", "decoderlens.generation", "decoderlens.engine"]
+    for name in lower:
+        above = {m for m in graph[name] if m.startswith(("decoderlens.presentation", "decoderlens.cli",
+                                                          "decoderlens.evaluation", "decoderlens.logic"))}
+        assert not above, f"{name} reaches up into {above}"
+    assert not {m for m in graph["decoderlens.evaluation.metrics"] if m.startswith("decoderlens.logic.analysis")}
+
+
+def test_no_family_names_outside_the_architecture_table() -> None:
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        if module_name(path).split(".")[-1] in FAMILY_HOMES:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.Name):
+                names.append(node.id)
+            elif isinstance(node, ast.Attribute):
+                names.append(node.attr)
+            elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                names.append(node.name)
+            elif isinstance(node, ast.Compare):  # a comparison with a family's model_type string
+                names += [c.value for c in node.comparators if isinstance(c, ast.Constant) and isinstance(c.value, str)]
+            for name in names:
+                words = name.lower().replace("-", "_").split("_")
+                if any(word in FAMILY_WORDS for word in words):
+                    offenders.append(f"{path.relative_to(PACKAGE)}:{getattr(node, 'lineno', '?')} {name}")
+    assert not offenders, offenders
