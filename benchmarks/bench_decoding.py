@@ -1,19 +1,24 @@
-"""Side-by-side decoding benchmark: naive vs per-layer loop vs decoderlens vs the unavoidable floor.
+"""Side-by-side decoding benchmark at the engine's DEFAULTS, against the naive way and other settings.
 
-Each method runs in its own subprocess (so that peak memory is its own), on the same random model and
-inputs; the parent checks that all methods produce identical tokens and prints ratios.
+Each method runs in its own subprocess (so that peak memory is its own) on the same model and inputs; the
+parent checks which methods produce the same tokens as the per-layer loop and prints ratios.
 
     python benchmarks/bench_decoding.py --shape t5-small --inputs 8
-    python benchmarks/bench_decoding.py --shape t5-base --inputs 32 --num-beams 4
-    python benchmarks/bench_decoding.py --shape logic --inputs 64 --max-new-tokens 64
+    python benchmarks/bench_decoding.py --shape t5-base --inputs 32 --methods naive,defaults,floor
+    python benchmarks/bench_decoding.py --shape logic --inputs 400 --max-new-tokens 16 --methods defaults,batch-8
+    python benchmarks/bench_decoding.py --shape logic --inputs 400 --score --methods separate,defaults
 
+Decoding methods (``--score`` off):
 - naive: for each layer, the model with its encoder cut to that layer, and ordinary ``generate``;
 - loop: encoder once, one ``generate`` per layer;
-- decoderlens: the engine (stacked layers; greedy search through the lean loop where the generation config
-  allows it, beam search through ``generate``; top-length cap off so that every method decodes the same tokens);
-- decoderlens-generate: the engine with ``lean=False``: ``generate`` only, finished rows dropped between rounds;
-- decoderlens-1call: the engine with every stack decoded in one ``generate`` call;
-- floor: one ordinary ``generate`` over as many rows as the stack (the decoding work that cannot be avoided).
+- defaults: ``lens.generate(inputs, "all", max_new_tokens=N)`` and nothing else set: what a user gets;
+- cap-off, batch-8, lean-off, one-call: the defaults with one setting changed (``top_length_cap=None``,
+  ``batch_size=8``, ``lean=False``, ``first_round=None, lean=False``);
+- floor: one ordinary ``generate`` over as many rows as the stack (the decoding that cannot be avoided).
+
+Scoring methods (``--score``: read out and score the reference, as ``eval --score`` does):
+- separate: ``generate`` then ``score`` (two encoder passes per batch);
+- defaults: ``read_and_score`` (one encoder pass per batch), the path ``eval --score`` takes.
 """
 
 from __future__ import annotations
@@ -33,15 +38,20 @@ SHAPES = {
     "t5-small": {"d_model": 512, "d_ff": 2048, "num_layers": 6, "num_heads": 8, "d_kv": 64},
     "t5-base": {"d_model": 768, "d_ff": 3072, "num_layers": 12, "num_heads": 12, "d_kv": 64},
 }
-METHODS = ("naive", "loop", "decoderlens", "decoderlens-generate", "decoderlens-1call", "floor")
+DECODING = ("naive", "loop", "defaults", "cap-off", "batch-8", "lean-off", "one-call", "floor")
+SCORING = ("separate", "defaults")
+VARIANTS: dict[str, dict[str, Any]] = {
+    "defaults": {}, "cap-off": {"top_length_cap": None}, "batch-8": {"batch_size": 8}, "lean-off": {"lean": False},
+    "one-call": {"first_round": None, "lean": False},
+}
 
 
-def build(shape: str) -> tuple[Any, Any, list[str]]:
-    """Model, tokenizer and inputs: a random T5 of the given shape, or the shipped logic model."""
+def build(shape: str) -> tuple[Any, Any, list[str], list[str]]:
+    """Model, tokenizer, inputs and references: a random T5 of the given shape, or the shipped logic model."""
     from transformers import T5Config, T5ForConditionalGeneration
 
     from decoderlens.logic import shipped_model_path
-    from decoderlens.logic.demo import held_out_examples
+    from decoderlens.logic.demo import held_out_examples, trained_target
     from decoderlens.testing import sample_texts, word_tokenizer
 
     if shape == "logic":
@@ -49,29 +59,45 @@ def build(shape: str) -> tuple[Any, Any, list[str]]:
 
         path = shipped_model_path()
         model = AutoModelForSeq2SeqLM.from_pretrained(path, dtype=torch.float32)
-        return model.eval(), AutoTokenizer.from_pretrained(path), [e.formula for e in held_out_examples(512)]
+        examples = held_out_examples(2000, target=trained_target(path))
+        return (model.eval(), AutoTokenizer.from_pretrained(path), [e.formula for e in examples],
+                [e.target for e in examples])
     torch.manual_seed(0)
     tokenizer = word_tokenizer()
     config = T5Config(vocab_size=32128, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1, **SHAPES[shape])
-    model = T5ForConditionalGeneration(config).eval()
-    return model, tokenizer, sample_texts(512, seed=1, min_len=8, max_len=24)
+    texts = sample_texts(512, seed=1, min_len=8, max_len=24)
+    return T5ForConditionalGeneration(config).eval(), tokenizer, texts, [" ".join(t.split()[:4]) for t in texts]
 
 
-def run_method(method: str, shape: str, inputs: int, max_new_tokens: int, num_beams: int) -> dict[str, Any]:
+def run_method(method: str, shape: str, inputs: int, max_new_tokens: int, num_beams: int,
+               score: bool) -> dict[str, Any]:
     from transformers.modeling_outputs import BaseModelOutput
 
     from decoderlens import DecoderLens
 
-    model, tokenizer, texts = build(shape)
-    texts = texts[:inputs]
+    model, tokenizer, texts, references = build(shape)
+    texts, references = texts[:inputs], references[:inputs]
     lens = DecoderLens(model, tokenizer)
     layers = list(range(lens.num_layers + 1))
     batch = tokenizer(texts, padding=True, return_tensors="pt")
     kwargs = {"max_new_tokens": max_new_tokens, "num_beams": num_beams, "do_sample": False}
+    lens.generate(texts[:2], max_new_tokens=2)  # warm-up: first calls pay one-time costs
     start = time.perf_counter()
     tokens: list[list[int]] = []
+    logprobs: list[float] = []
     with torch.no_grad():
-        if method == "naive":
+        if score:
+            from decoderlens import GenerationSettings, RuntimeSettings
+
+            generation = GenerationSettings(max_new_tokens=max_new_tokens, num_beams=num_beams)
+            if method == "separate":
+                out = lens.read(texts, generation, RuntimeSettings())
+                scored = lens.score(texts, references)
+            else:
+                out, scored = lens.read_and_score(texts, references, generation, RuntimeSettings())
+            tokens = [ex.layer(layer).token_ids for layer in layers for ex in out]
+            logprobs = [round(ls.logprob, 3) for ex in scored for ls in ex.layers]
+        elif method == "naive":
             for layer in layers:
                 with lens.adapter.truncated_encoder(layer):
                     tokens += model.generate(**batch, **kwargs).tolist()
@@ -81,20 +107,17 @@ def run_method(method: str, shape: str, inputs: int, max_new_tokens: int, num_be
                 state = lens.adapter.layer_state(encoded, layer)
                 tokens += model.generate(encoder_outputs=BaseModelOutput(last_hidden_state=state),
                                          attention_mask=batch["attention_mask"], **kwargs).tolist()
-        elif method.startswith("decoderlens"):
-            first_round = None if method.endswith("1call") else 16  # 1call: lean off too
-            out = lens.generate(texts, "all", batch_size=len(texts), max_rows=len(texts) * len(layers),
-                                max_new_tokens=max_new_tokens, num_beams=num_beams, first_round=first_round,
-                                lean=method == "decoderlens", top_length_cap=None)
+        elif method in VARIANTS:
+            out = lens.generate(texts, "all", max_new_tokens=max_new_tokens, num_beams=num_beams, **VARIANTS[method])
             tokens = [ex.layer(layer).token_ids for layer in layers for ex in out]
         else:  # floor: the same number of rows through one ordinary generate
             stacked = {k: v.repeat(len(layers), 1) for k, v in batch.items()}
             tokens = model.generate(**stacked, **kwargs).tolist()
     seconds = time.perf_counter() - start
-    if not method.startswith("decoderlens"):
+    if method in ("naive", "loop", "floor"):
         tokens = [cut(t[1:], {1}) for t in tokens]
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"method": method, "seconds": seconds, "peak_rss_mb": peak, "tokens": tokens}
+    return {"method": method, "seconds": seconds, "peak_rss_mb": peak, "tokens": tokens, "logprobs": logprobs}
 
 
 def cut(sequence: list[int], eos: set[int]) -> list[int]:
@@ -111,34 +134,37 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=20)
     parser.add_argument("--num-beams", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--score", action="store_true", help="compare eval --score's old and new paths")
+    parser.add_argument("--methods", default=None)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.child:
-        result = run_method(args.child, args.shape, args.inputs, args.max_new_tokens, args.num_beams)
+        result = run_method(args.child, args.shape, args.inputs, args.max_new_tokens, args.num_beams, args.score)
         sys.stdout.write(json.dumps(result))
         return
+    methods = (args.methods or ",".join(SCORING if args.score else DECODING)).split(",")
     results = {}
-    for method in args.methods.split(","):
+    for method in methods:
         cmd = [sys.executable, str(Path(__file__).resolve()), "--child", method, "--shape", args.shape, "--inputs",
                str(args.inputs), "--max-new-tokens", str(args.max_new_tokens), "--num-beams", str(args.num_beams),
-               "--threads", str(args.threads)]
+               "--threads", str(args.threads), *(["--score"] if args.score else [])]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
         results[method] = json.loads(proc.stdout.strip().splitlines()[-1])
-        print(f"  {method:18s} {results[method]['seconds']:8.2f} s   peak RSS {results[method]['peak_rss_mb']:7.0f} MB",
+        print(f"  {method:10s} {results[method]['seconds']:8.2f} s   peak RSS {results[method]['peak_rss_mb']:7.0f} MB",
               flush=True)
-    reference = results.get("loop") or next(iter(results.values()))
-    identical = {m: r["tokens"] == reference["tokens"] for m, r in results.items() if m != "floor"}
+    reference = results.get("loop") or results.get("naive") or next(iter(results.values()))
     print(f"\n{args.shape}, {args.inputs} inputs, beams {args.num_beams}, max_new_tokens {args.max_new_tokens}, "
-          f"{args.threads} threads, device cpu")
-    for method, same in identical.items():
-        print(f"  tokens identical to loop: {method:18s} {same}")
-    engine = results.get("decoderlens")
-    if engine:
-        for other in ("naive", "loop", "decoderlens-generate", "decoderlens-1call", "floor"):
-            if other in results:
-                print(f"  {other:18s} / decoderlens = {results[other]['seconds'] / engine['seconds']:.2f}x")
+          f"{args.threads} threads, {'read + score' if args.score else 'read out'}, device cpu")
+    for method, result in results.items():
+        if method != "floor":
+            same = result["tokens"] == reference["tokens"] and result["logprobs"] == reference["logprobs"]
+            print(f"  same tokens{' and scores' if args.score else ''} as {reference['method']}: {method:10s} {same}")
+    if "defaults" in results:
+        base = results["defaults"]["seconds"]
+        for other in methods:
+            if other != "defaults":
+                print(f"  {other:10s} / defaults = {results[other]['seconds'] / base:.2f}x")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from decoderlens.cli.compare import compare_command
 from decoderlens.cli.eval import eval_command
 from decoderlens.cli.logic import demo, logic_app
 from decoderlens.cli.report import plot, report
@@ -41,6 +42,7 @@ app.command("score")(score)
 app.command("eval")(eval_command)
 app.command("report")(report)
 app.command("plot")(plot)
+app.command("compare")(compare_command)
 app.command("demo")(demo)
 app.add_typer(logic_app, name="logic")
 

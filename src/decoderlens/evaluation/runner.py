@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from tqdm.auto import tqdm
 
 from decoderlens.errors import InputError
@@ -18,12 +16,10 @@ from decoderlens.evaluation.bootstrap import bootstrap
 from decoderlens.evaluation.data import EvalRow, load_rows
 from decoderlens.evaluation.distributed import process_info
 from decoderlens.evaluation.folder import EvalFolder, LayerSummary, MetricInfo, ReadoutRecord, Summary
-from decoderlens.evaluation.metrics import Metric, get_normalizer, mean_metric
+from decoderlens.evaluation.metrics import Metric
 from decoderlens.evaluation.settings import EvalSettings
+from decoderlens.evaluation.statistics import AGREEMENT, layer_statistics
 from decoderlens.inputs import describe
-
-AGREEMENT = "agreement_with_top"
-LOGPROB = "logprob"
 
 
 @dataclass
@@ -79,35 +75,15 @@ def _safe_records(lens: Any, rows: list[EvalRow], settings: EvalSettings,
 def summarize(records: list[ReadoutRecord], settings: EvalSettings, num_layers: int,
               identity: dict[str, Any] | None = None) -> Summary:
     """Per layer and metric: value with a 95% bootstrap interval, from the readout records."""
-    metrics, normalize_name = settings.metric_objects()
-    normalize = get_normalizer(normalize_name)
-    by_layer: dict[int, list[ReadoutRecord]] = defaultdict(list)
-    for record in records:
-        by_layer[record.layer].append(record)
-    top = {r.id: normalize(r.output) for r in by_layer.get(num_layers, [])}
-    agreement = mean_metric(AGREEMENT, lambda p, r, i: p == top.get(i), uses_input=True,
-                            description="share of outputs equal to the top layer's output")
+    chosen, normalize_name = settings.metric_objects()
+    metrics, per_layer = layer_statistics(records, chosen, normalize_name, num_layers, settings.score)
     info = {m.name: MetricInfo(m.description, m.signature, m.higher_is_better, _bounds(m)) for m in metrics}
-    if top:
-        info[AGREEMENT] = MetricInfo(agreement.description, f"norm:{normalize_name}", True, [0.0, 1.0])
-    if settings.score:
-        info[LOGPROB] = MetricInfo("mean teacher-forced log-probability of the reference", "", True, None)
-    layers = []
-    for layer in sorted(by_layer):
-        rows = sorted(by_layer[layer], key=lambda r: r.id)
-        preds = [normalize(r.output) for r in rows]
-        refs = [normalize(r.reference or "") for r in rows]
-        estimates = {}
-        for metric in metrics:
-            stats = metric.stats(preds, refs, [r.input for r in rows])
-            estimates[metric.name] = bootstrap(stats, metric.score, settings.bootstrap_resamples)
-        if top:
-            stats = agreement.stats(preds, refs, [r.id for r in rows])
-            estimates[AGREEMENT] = bootstrap(stats, agreement.score, settings.bootstrap_resamples)
-        if settings.score:
-            values = np.array([[r.logprob or 0.0, 1.0] for r in rows])
-            estimates[LOGPROB] = bootstrap(values, lambda s: float(s[0] / s[1]), settings.bootstrap_resamples)
-        layers.append(LayerSummary(layer, len(rows), estimates))
+    if AGREEMENT in info:
+        info[AGREEMENT].signature = f"norm:{normalize_name}"
+    layers = [LayerSummary(entry.layer, len(entry.ids),
+                           {m.name: bootstrap(entry.stats[m.name], m.score, settings.bootstrap_resamples)
+                            for m in metrics})
+              for entry in per_layer]
     return Summary(settings.model, num_layers, identity or {}, settings.preset, normalize_name, info, layers,
                    0.95, settings.bootstrap_resamples)
 

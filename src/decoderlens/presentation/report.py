@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from decoderlens.errors import InputError
-from decoderlens.evaluation.folder import AnalysisTable, EvalFolder, ReadoutRecord, Summary
+from decoderlens.evaluation.compare import Comparison
+from decoderlens.evaluation.folder import AnalysisTable, EvalFolder, MetricInfo, ReadoutRecord, Summary
 from decoderlens.fileio import atomic_write_text
 from decoderlens.results import LensOutput
 from decoderlens.version import __version__
@@ -140,6 +141,17 @@ def lens_output_payload(output: LensOutput) -> dict[str, Any]:
     records = [ReadoutRecord(str(i), r.layer, ex.input, r.text) for i, ex in enumerate(output) for r in ex.readouts]
     return build_payload(records, None, f"DecoderLens: {display_name(output.model)}",
                          num_layers=output.num_encoder_layers, settings=output.settings)
+
+
+def write_compare_html(comparison: Comparison, info: dict[str, MetricInfo], tables: list[AnalysisTable],
+                       target: Path) -> Path:
+    """The comparison page: both runs' curves, the paired differences, and the examples that differ most."""
+    names = {"a": display_name(comparison.a), "b": display_name(comparison.b)}
+    payload = {"title": f"DecoderLens: {names['b']} against {names['a']}", "version": __version__, "names": names,
+               "comparison": comparison.to_dict(), "metrics": {k: asdict(v) for k, v in info.items()},
+               "tables": [asdict(t) for t in tables]}
+    atomic_write_text(target, render_page("compare.html", payload))
+    return target
 
 
 def write_lens_output_html(output: LensOutput, target: Path) -> Path:

@@ -1,0 +1,56 @@
+"""``decoderlens compare``: two evaluation folders side by side, with paired differences per layer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from decoderlens.cli.common import FormatChoice, FormatOpt, emit, err_console, friendly_errors
+
+
+def compare_command(
+    run_a: Annotated[Path, typer.Argument(help="Evaluation folder A.")],
+    run_b: Annotated[Path, typer.Argument(help="Evaluation folder B (differences are B - A).")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for compare.json and compare.html.",
+                                             show_default=False)] = None,
+    fmt: FormatOpt = FormatChoice.table,
+    resamples: Annotated[int, typer.Option("--resamples", help="Paired bootstrap resamples.")] = 1000,
+) -> None:
+    """Compare two runs over the same examples: per layer and metric, B - A with a 95% paired bootstrap CI."""
+    with friendly_errors():
+        from decoderlens.evaluation.compare import compare
+        from decoderlens.evaluation.folder import EvalFolder
+        from decoderlens.fileio import atomic_write_text
+        from decoderlens.presentation.compare_view import comparison_tables, reaching_tables
+        from decoderlens.presentation.report import write_compare_html
+        from decoderlens.presentation.tables import to_json_text
+
+        result = compare(run_a, run_b, resamples=resamples)
+        for warning in result.warnings:
+            err_console.print(f"[yellow]warning[/yellow] {warning}", highlight=False)
+        if out is not None:
+            atomic_write_text(out / "compare.json", to_json_text(result.to_dict()) + "\n")
+            summary = EvalFolder(run_a).summary()
+            info = summary.metrics if summary else {}
+            page = write_compare_html(result, info, reaching_tables(result), out / "compare.html")
+            err_console.print(f"wrote {out / 'compare.json'} and {page}", highlight=False)
+        if fmt is FormatChoice.json:
+            emit(to_json_text(result.to_dict()), None)
+        elif fmt is FormatChoice.csv:
+            emit(_csv(result), None)
+        else:
+            from rich.console import Console
+
+            console = Console()
+            for table in comparison_tables(result, console.width):
+                console.print(table)
+
+
+def _csv(result: object) -> str:
+    from decoderlens.presentation.tables import to_csv
+
+    rows = [{"layer": layer.layer, "metric": name, **vars(diff)}
+            for layer in result.layers for name, diff in layer.metrics.items()]  # type: ignore[attr-defined]
+    return to_csv(rows)

@@ -1,0 +1,181 @@
+"""Two evaluation folders side by side: per layer and metric, the paired difference B - A with a bootstrap
+interval over the shared examples, where each run first reaches a share of its top-layer score, and the examples
+on which the runs disagree most."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from decoderlens.errors import InputError
+from decoderlens.evaluation.bootstrap import paired_bootstrap
+from decoderlens.evaluation.folder import EvalFolder, ReadoutRecord, Summary
+from decoderlens.evaluation.metrics import Metric, get_metric
+from decoderlens.evaluation.statistics import AGREEMENT, LOGPROB, LayerStatistics, layer_statistics
+
+SHARES = (0.5, 0.9)
+"""Shares of the top-layer score whose first layer is reported."""
+
+
+@dataclass
+class MetricDiff:
+    """One metric at one layer in both runs, and the paired difference B - A with its interval."""
+
+    a: float
+    b: float
+    diff: float
+    ci_low: float
+    ci_high: float
+
+
+@dataclass
+class LayerComparison:
+    layer: int
+    metrics: dict[str, MetricDiff]
+
+
+@dataclass
+class Disagreement:
+    """An example whose outputs differ most between the runs (``rows``: layer, output in A, output in B)."""
+
+    id: str
+    input: str
+    reference: str | None
+    layers_differing: int
+    rows: list[tuple[int, str, str]]
+
+
+@dataclass
+class Comparison:
+    """The result of ``compare``; ``compare.json`` holds it as it is."""
+
+    a: str
+    b: str
+    examples: int
+    """Examples in both runs (the comparison is over these)."""
+    layers: list[LayerComparison]
+    first_layer_reaching: dict[str, dict[str, dict[str, int | None]]] = field(default_factory=dict)
+    """Run (``a``/``b``) -> metric -> share of the top-layer score (``50%``, ``90%``) -> first layer."""
+    disagreements: list[Disagreement] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    confidence: float = 0.95
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class _Run:
+    name: str
+    summary: Summary
+    records: list[ReadoutRecord]
+
+
+def _load(folder: Path) -> _Run:
+    store = EvalFolder(folder)
+    records = store.require_records()
+    summary = store.summary()
+    if summary is None:
+        raise InputError(f"{folder} has no summary.json: finish its run first (`decoderlens eval ... --out {folder}`)")
+    return _Run(str(folder), summary, records)
+
+
+def _metrics(run: _Run, warnings: list[str]) -> list[Metric]:
+    chosen = []
+    for name in run.summary.metrics:
+        if name in (AGREEMENT, LOGPROB):
+            continue
+        try:
+            chosen.append(get_metric(name))
+        except InputError:
+            warnings.append(f"metric {name!r} of {run.name} is not registered here, so it is not compared")
+    return chosen
+
+
+def first_layer_reaching(values: dict[int, float], share: float, higher_is_better: bool) -> int | None:
+    """The first layer whose value reaches ``share`` of the top layer's (for lower-is-better metrics: at most
+    the top value divided by ``share``)."""
+    top = values[max(values)]
+    for layer in sorted(values):
+        value = values[layer]
+        if math.isnan(value) or math.isnan(top):
+            continue
+        if (value >= share * top) if higher_is_better else (value <= top / share):
+            return layer
+    return None
+
+
+def compare(folder_a: Path, folder_b: Path, resamples: int = 1000, seed: int = 0,
+            max_disagreements: int = 20) -> Comparison:
+    """Compare two evaluation folders over the examples they share (refused when they share none)."""
+    warnings: list[str] = []
+    run_a, run_b = _load(folder_a), _load(folder_b)
+    ids_a, ids_b = {r.id for r in run_a.records}, {r.id for r in run_b.records}
+    shared = ids_a & ids_b
+    if not shared:
+        raise InputError(f"{folder_a} and {folder_b} have no example in common (by id): compare runs over the same "
+                         "data")
+    if shared != ids_a or shared != ids_b:
+        warnings.append(f"the runs share {len(shared)} of their {len(ids_a)} and {len(ids_b)} examples; compared on "
+                        "those")
+    names_b = {m.name for m in _metrics(run_b, warnings)}
+    metrics = [m for m in _metrics(run_a, warnings) if m.name in names_b]
+    measured_a, layers_a = _statistics(run_a, shared, metrics)
+    measured_b, layers_b = _statistics(run_b, shared, metrics)
+    common = [name for name in measured_a if name in measured_b]
+    layers = []
+    for layer in sorted(set(layers_a) & set(layers_b)):
+        entry_a, entry_b = layers_a[layer], layers_b[layer]
+        diffs = {}
+        for name in common:
+            a, b = _aligned(entry_a, entry_b, name)
+            metric = measured_a[name]
+            estimate = paired_bootstrap(a, b, metric.score, resamples, seed=seed)
+            diffs[name] = MetricDiff(metric.score(a.sum(axis=0)), metric.score(b.sum(axis=0)), estimate.value,
+                                     estimate.low, estimate.high)
+        layers.append(LayerComparison(layer, diffs))
+    reaching = {}
+    for key, measured in (("a", measured_a), ("b", measured_b)):
+        reaching[key] = {name: {f"{share:.0%}": first_layer_reaching(
+            {lc.layer: getattr(lc.metrics[name], key) for lc in layers}, share, measured[name].higher_is_better)
+            for share in SHARES} for name in common if layers}
+    return Comparison(run_a.name, run_b.name, len(shared), layers, reaching,
+                      _disagreements(run_a, run_b, shared, max_disagreements), warnings)
+
+
+def _statistics(run: _Run, shared: set[str], metrics: list[Metric]) -> tuple[dict[str, Metric],
+                                                                              dict[int, LayerStatistics]]:
+    records = [r for r in run.records if r.id in shared]
+    scored = any(r.logprob is not None for r in records)
+    measured, per_layer = layer_statistics(records, metrics, run.summary.normalize, run.summary.num_encoder_layers,
+                                           scored)
+    return {m.name: m for m in measured}, {entry.layer: entry for entry in per_layer}
+
+
+def _aligned(entry_a: LayerStatistics, entry_b: LayerStatistics, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Both runs' statistics of ``name`` over the ids both have at this layer, in the same order."""
+    position_b = {key: i for i, key in enumerate(entry_b.ids)}
+    rows = [(i, position_b[key]) for i, key in enumerate(entry_a.ids) if key in position_b]
+    index_a, index_b = [r[0] for r in rows], [r[1] for r in rows]
+    return entry_a.stats[name][index_a], entry_b.stats[name][index_b]
+
+
+def _disagreements(run_a: _Run, run_b: _Run, shared: set[str], most: int) -> list[Disagreement]:
+    outputs_b = {(r.id, r.layer): r.output for r in run_b.records}
+    by_id: dict[str, list[tuple[int, str, str]]] = {}
+    firsts: dict[str, ReadoutRecord] = {}
+    for record in run_a.records:
+        if record.id in shared and (record.id, record.layer) in outputs_b:
+            by_id.setdefault(record.id, []).append((record.layer, record.output, outputs_b[(record.id, record.layer)]))
+            firsts.setdefault(record.id, record)
+    ranked = sorted(by_id.items(), key=lambda kv: -sum(a.strip() != b.strip() for _, a, b in kv[1]))
+    result = []
+    for key, rows in ranked[:most]:
+        differing = sum(a.strip() != b.strip() for _, a, b in rows)
+        if differing:
+            result.append(Disagreement(key, firsts[key].input, firsts[key].reference, differing, sorted(rows)))
+    return result
