@@ -13,7 +13,13 @@ from transformers import PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutput
 from transformers.utils import ModelOutput
 
-from decoderlens.architectures import ArchitectureSpec, EncoderLayout, resolve_architecture
+from decoderlens.architectures import (
+    ArchitectureSpec,
+    DecoderLayout,
+    EncoderLayout,
+    resolve_architecture,
+    resolve_decoder,
+)
 from decoderlens.errors import LayerSelectionError
 from decoderlens.settings import FinalNorm
 
@@ -156,6 +162,32 @@ class ModelAdapter:
         mask = None if encoded.attention_mask is None else encoded.attention_mask.repeat(len(layers), 1)
         ids = None if encoded.input_ids is None else encoded.input_ids.repeat(len(layers), 1)
         return StackedRows(states, mask, ids)
+
+    # --- the decoder, read layer by layer (the 2-D lens) -------------------------------------------
+
+    @property
+    def decoder_layout(self) -> DecoderLayout:
+        """Where the decoder's blocks, final norm and output head are (refused for unmapped decoders)."""
+        return resolve_decoder(self.model.config)
+
+    @property
+    def num_decoder_layers(self) -> int:
+        """D: the decoder's number of blocks."""
+        return len(_get_path(self.model.get_decoder(), self.decoder_layout.layers))
+
+    def decoder_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Logits of an intermediate decoder state, as if the decoder stopped there: its final norm (pre-LN
+        decoders), the output scaling some configs ask for, the output head and the final logits bias."""
+        layout = self.decoder_layout
+        if layout.final_norm is not None:
+            hidden = _get_path(self.model.get_decoder(), layout.final_norm)(hidden)
+        config = self.model.config
+        if layout.output_scale is not None and getattr(config, layout.output_scale, False):
+            hidden = hidden * (config.d_model**-0.5)
+        head = self.model.get_output_embeddings() if layout.head is None else _get_path(self.model, layout.head)
+        logits = head(hidden)
+        bias = getattr(self.model, "final_logits_bias", None)
+        return logits if bias is None else logits + bias.to(logits.dtype)
 
     @contextlib.contextmanager
     def truncated_encoder(self, num_blocks: int) -> Iterator[None]:

@@ -27,6 +27,21 @@ class EncoderLayout:
 
 
 @dataclass(frozen=True)
+class DecoderLayout:
+    """Where a decoder keeps its blocks and its final norm (paths relative to ``model.get_decoder()``), and its
+    output head (relative to the model; ``None``: ``model.get_output_embeddings()``): what the logit lens inside
+    the decoder (the 2-D lens) applies to intermediate decoder states."""
+
+    layers: str
+    final_norm: str | None
+    """``None`` for post-LN decoders."""
+    head: str | None = None
+    output_scale: str | None = None
+    """The config flag under which the model scales decoder outputs by ``d_model ** -0.5`` before its head
+    (T5-style tied embeddings)."""
+
+
+@dataclass(frozen=True)
 class ArchitectureSpec:
     """How to read the encoder layers of one model family."""
 
@@ -51,23 +66,37 @@ class ArchitectureSpec:
     ProphetNet's n-gram stream) or whose expert routing depends on how many tokens arrive at once (MoE)."""
     feature_padding: str = "longest"
     """How the feature extractor pads a batch of audio (Whisper needs its fixed 30 s window)."""
+    decoder: DecoderLayout | None = None
+    """The decoder's layout (``None`` for composite models, looked up in ``inner_decoders``)."""
+    inner_decoders: dict[str, DecoderLayout] = field(default_factory=dict)
+    """Composite models: the decoder's own ``model_type`` -> its layout."""
+    decoder_refusal: str = ""
+    """Why the 2-D lens cannot read this decoder (when it has no layout)."""
 
 
-def _text(model_type: str, layers: str, final_norm: str | None, **kw: object) -> ArchitectureSpec:
-    return ArchitectureSpec(model_type, "text", EncoderLayout(layers, final_norm), **kw)  # type: ignore[arg-type]
+def _text(model_type: str, layers: str, final_norm: str | None, decoder: DecoderLayout | None = None,
+          **kw: object) -> ArchitectureSpec:
+    """A text model whose encoder and decoder share their layout (unless ``decoder`` says otherwise)."""
+    return ArchitectureSpec(model_type, "text", EncoderLayout(layers, final_norm),
+                            decoder=decoder or DecoderLayout(layers, final_norm), **kw)  # type: ignore[arg-type]
 
 
 _BERT_LIKE = EncoderLayout("encoder.layer", None)
 _VIT_LIKE = EncoderLayout("layers", "layernorm")
+_BERT_DECODER = DecoderLayout("bert.encoder.layer", None, head="decoder.cls")
+_POST_LN_DECODER = DecoderLayout("layers", None)
+_PRE_LN_DECODER = DecoderLayout("layers", "layer_norm")
+_T5_DECODER = DecoderLayout("block", "final_layer_norm", output_scale="scale_decoder_outputs")
 
 ARCHITECTURES: dict[str, ArchitectureSpec] = {
     spec.model_type: spec
     for spec in [
-        _text("t5", "block", "final_layer_norm"),
+        _text("t5", "block", "final_layer_norm", _T5_DECODER),
         _text("mt5", "block", "final_layer_norm"),
-        _text("umt5", "block", "final_layer_norm"),
-        _text("longt5", "block", "final_layer_norm"),
-        _text("switch_transformers", "block", "final_layer_norm", round_decoding=False),
+        _text("umt5", "block", "final_layer_norm", _T5_DECODER),
+        _text("longt5", "block", "final_layer_norm", _T5_DECODER),
+        _text("switch_transformers", "block", "final_layer_norm",
+              DecoderLayout("block", "final_layer_norm", output_scale="tie_word_embeddings"), round_decoding=False),
         _text("bart", "layers", None),
         _text("mbart", "layers", "layer_norm", target_language="optional"),
         _text("marian", "layers", None),
@@ -81,20 +110,26 @@ ARCHITECTURES: dict[str, ArchitectureSpec] = {
         _text("plbart", "layers", None),
         _text("mvp", "layers", None),
         _text("bigbird_pegasus", "layers", "layernorm_embedding"),
-        _text("fsmt", "layers", None, round_decoding=False),
-        _text("prophetnet", "layers", None, round_decoding=False),
+        _text("fsmt", "layers", None, DecoderLayout("layers", None, head="model.decoder.output_projection"),
+              round_decoding=False),
+        ArchitectureSpec("prophetnet", "text", EncoderLayout("layers", None), round_decoding=False,
+                         decoder_refusal="its decoder predicts several future tokens in streams of its own"),
         ArchitectureSpec(
             "encoder-decoder", "text", None,
             inner_encoders={"bert": _BERT_LIKE, "roberta": _BERT_LIKE, "electra": _BERT_LIKE,
                             "xlm-roberta": _BERT_LIKE, "camembert": _BERT_LIKE, "bert-generation": _BERT_LIKE},
+            inner_decoders={"bert": _BERT_DECODER},
         ),
         ArchitectureSpec("whisper", "speech", EncoderLayout("layers", "layer_norm"), speech_prompt=True,
-                         encoder_mask=False, feature_padding="max_length"),
-        ArchitectureSpec("speech_to_text", "speech", EncoderLayout("layers", "layer_norm"), padding_sensitive=True),
-        ArchitectureSpec("speecht5", "speech", EncoderLayout("wrapped_encoder.layers", None), padding_sensitive=True),
+                         encoder_mask=False, feature_padding="max_length", decoder=_PRE_LN_DECODER),
+        ArchitectureSpec("speech_to_text", "speech", EncoderLayout("layers", "layer_norm"), padding_sensitive=True,
+                         decoder=_PRE_LN_DECODER),
+        ArchitectureSpec("speecht5", "speech", EncoderLayout("wrapped_encoder.layers", None), padding_sensitive=True,
+                         decoder=DecoderLayout("wrapped_decoder.layers", None)),
         ArchitectureSpec(
             "vision-encoder-decoder", "vision", None, encoder_mask=False,
             inner_encoders={"vit": _VIT_LIKE, "deit": _VIT_LIKE},
+            inner_decoders={"bert": _BERT_DECODER, "trocr": _POST_LN_DECODER},
         ),
     ]
 }
@@ -121,6 +156,19 @@ REFUSED: dict[str, str] = {
 
 Every other model in those mappings is decoder-only (an LLM with an audio or vision front end),
 which DecoderLens cannot read: its "encoder" states are not read by a cross-attending decoder."""
+
+
+def resolve_decoder(config: object) -> DecoderLayout:
+    """The decoder layout for a model config, or an error saying why its decoder cannot be read layer by layer."""
+    spec, _ = resolve_architecture(config)
+    if spec.decoder is not None:
+        return spec.decoder
+    inner_type = str(getattr(getattr(config, "decoder", None), "model_type", ""))
+    layout = spec.inner_decoders.get(inner_type)
+    if layout is None:
+        reason = spec.decoder_refusal or f"its {inner_type or 'decoder'!r} decoder is not mapped yet"
+        raise UnsupportedModelError(f"the 2-D lens cannot read the decoder layers of {spec.model_type}: {reason}")
+    return layout
 
 
 def supported_model_types() -> list[str]:

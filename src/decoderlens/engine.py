@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any, TypeVar
 
 import torch
@@ -14,11 +14,21 @@ from decoderlens.adapter import EncodedBatch, ModelAdapter
 from decoderlens.budget import RowCost, encoding_bytes, parse_size, rows_within
 from decoderlens.errors import InputError
 from decoderlens.generation import DecodingPlan, decode_rows, plan_decoding, strip_output
+from decoderlens.grid import example_grids, grid_statistics
 from decoderlens.inputs import InputPreparer, describe, get_tokenizer
 from decoderlens.layers import LayerSpec, select_layers
 from decoderlens.limits import LengthCap, RowLimits
 from decoderlens.loading import load_model_and_processor
-from decoderlens.results import ExampleReadouts, ExampleScores, LayerReadout, LayerScore, LensOutput, ScoreOutput
+from decoderlens.results import (
+    ExampleGrid,
+    ExampleReadouts,
+    ExampleScores,
+    GridOutput,
+    LayerReadout,
+    LayerScore,
+    LensOutput,
+    ScoreOutput,
+)
 from decoderlens.scheduling import plan_batches, row_slices
 from decoderlens.scoring import layer_scores, target_labels, token_statistics
 from decoderlens.settings import GENERATION_DEFAULTS as GEN
@@ -316,6 +326,76 @@ class DecoderLens:
                                  runtime.max_rows, progress, both)
         return (self._lens_output(items, [p[0] for p in pairs], chosen, plan, generation),
                 self._score_output(items, targets, [p[1] for p in pairs], chosen, generation, top_k))
+
+
+    # --- the 2-D lens -----------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def grid(
+        self,
+        inputs: Sequence[Any] | str,
+        targets: Sequence[str] | str | None = None,
+        layers: LayerSpec = GEN.layers,
+        *,
+        max_new_tokens: int | None = GEN.max_new_tokens,
+        batch_size: int | str | None = RUN.batch_size,
+        max_rows: int = RUN.max_rows,
+        final_norm: FinalNorm = GEN.final_norm,
+        tgt_lang: str | None = GEN.tgt_lang,
+        language: str | None = GEN.language,
+        task: str | None = GEN.task,
+        truncation: bool = GEN.truncation,
+        progress: bool = False,
+        max_memory: int | str | None = RUN.max_memory,
+    ) -> GridOutput:
+        """The 2-D lens: for every selected encoder layer and every decoder layer 1..D, the teacher-forced
+        log-prob and rank of each target token and the top-1 token. Decoder layers below D are read through the
+        decoder's own final norm and output head (a logit lens inside the decoder); D is the real output, so
+        column D equals ``score``. Without ``targets`` the model's own top-layer output (greedy) is the target.
+        One teacher-forced forward over the stacked encoder layers gives every decoder layer at once."""
+        generation = GenerationSettings(layers, max_new_tokens, 1, final_norm, tgt_lang, language, task, None,
+                                        truncation).validate()
+        runtime = RuntimeSettings(batch_size, max_rows, max_memory).validate()
+        return self.grid_items(self._check_items(inputs), targets, generation, runtime, progress)
+
+    def grid_items(self, items: list[Any], targets: Sequence[str] | str | None, generation: GenerationSettings,
+                   runtime: RuntimeSettings, progress: bool = False) -> GridOutput:
+        """``grid`` with composed settings."""
+        self.adapter.decoder_layout  # noqa: B018 (refuses unmapped decoders before any work)
+        chosen = self.select(generation.layers)
+        label_ids: list[list[int]]
+        if targets is None:
+            plan = self.plan(generation)
+            top = self.read(items, replace(generation, layers=[self.num_layers], top_length_cap=None), runtime)
+            eos = sorted(plan.eos_token_ids)[:1]
+            label_ids = [plan.prompt[1:] + ex.readouts[0].token_ids + eos for ex in top]
+            target_list = [ex.readouts[0].text for ex in top]
+        else:
+            target_list = self._check_targets(items, targets)
+            label_ids = []
+
+        def cells(indices: list[int]) -> list[ExampleGrid]:
+            encoded = self.encode([items[i] for i in indices], generation.truncation, runtime.max_memory)
+            if label_ids:
+                width = max(len(label_ids[i]) for i in indices)
+                labels = torch.tensor([label_ids[i] + [-100] * (width - len(label_ids[i])) for i in indices])
+            else:
+                labels = target_labels(self.tokenizer, self.model, [target_list[i] for i in indices],
+                                       generation.tgt_lang)
+            labels = labels.to(self.device)
+            rows = self._rows_per_call(encoded, runtime.max_rows, runtime.max_memory, lambda cost, length, width:
+                                       cost.scoring(length, width, labels.shape[1]))
+            statistics = grid_statistics(self.model, self.adapter, encoded, labels, chosen, rows,
+                                         generation.final_norm)
+            return example_grids(self.tokenizer, labels, chosen, [describe(items[i], i) for i in indices],
+                                 [target_list[i] for i in indices], statistics)
+
+        examples = self._each_batch(items, runtime.batch_size, len(chosen), runtime.max_rows, progress, cells,
+                                    "decoderlens grid")
+        settings = {"layers": chosen, "final_norm": generation.final_norm, "tgt_lang": generation.tgt_lang,
+                    "language": generation.language, "task": generation.task,
+                    "targets": "given" if targets is not None else "top-layer greedy output"}
+        return GridOutput(self.name, self.num_layers, self.adapter.num_decoder_layers, examples, settings)
 
 
 def _rows_of(batch: dict[str, torch.Tensor], start: int, stop: int) -> dict[str, torch.Tensor]:

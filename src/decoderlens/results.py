@@ -231,3 +231,68 @@ class ScoreOutput(_ResultSet[ExampleScores]):
             for ls in ex.layers
             for p, t in enumerate(ls.tokens)
         ]
+
+
+@dataclass
+class GridCell:
+    """The target read through encoder layer ``encoder_layer`` and decoder layer ``decoder_layer``."""
+
+    encoder_layer: int
+    decoder_layer: int
+    """1..D; D is the decoder's real output, lower ones its intermediate states through its final norm and head."""
+    logprob: float
+    """Teacher-forced log-probability of the whole target."""
+    token_logprobs: list[float]
+    ranks: list[int]
+    """Rank of each target token (0: the top prediction)."""
+    top_tokens: list[str]
+    """The most likely token at each target position."""
+
+
+@dataclass
+class ExampleGrid:
+    """One input's 2-D lens: a cell per (encoder layer, decoder layer)."""
+
+    input: str
+    target: str
+    tokens: list[str]
+    """The target's tokens (what each position of a cell scores)."""
+    cells: list[GridCell]
+
+    def cell(self, encoder_layer: int, decoder_layer: int) -> GridCell:
+        """The cell of one encoder and one decoder layer."""
+        for cell in self.cells:
+            if (cell.encoder_layer, cell.decoder_layer) == (encoder_layer, decoder_layer):
+                return cell
+        raise KeyError(f"no cell ({encoder_layer}, {decoder_layer})")
+
+    def matrix(self) -> list[list[float]]:
+        """Target log-probabilities, rows = encoder layers, columns = decoder layers (both ascending)."""
+        rows = sorted({c.encoder_layer for c in self.cells})
+        columns = sorted({c.decoder_layer for c in self.cells})
+        return [[self.cell(e, d).logprob for d in columns] for e in rows]
+
+
+@dataclass
+class GridOutput(_ResultSet[ExampleGrid]):
+    """The 2-D lens (encoder layer x decoder layer) of every input."""
+
+    model: str
+    num_encoder_layers: int
+    num_decoder_layers: int
+    examples: list[ExampleGrid]
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GridOutput:
+        """Rebuild from ``to_dict`` output."""
+        examples = [ExampleGrid(ex["input"], ex["target"], list(ex["tokens"]), [GridCell(**c) for c in ex["cells"]])
+                    for ex in data["examples"]]
+        return cls(data["model"], data["num_encoder_layers"], data["num_decoder_layers"], examples,
+                   data.get("settings", {}))
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """One flat record per (example, encoder layer, decoder layer)."""
+        return [{"example": i, "input": ex.input, "target": ex.target, "encoder_layer": c.encoder_layer,
+                 "decoder_layer": c.decoder_layer, "logprob": c.logprob}
+                for i, ex in enumerate(self.examples) for c in ex.cells]

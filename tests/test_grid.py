@@ -1,0 +1,102 @@
+"""The 2-D lens (encoder layer x decoder layer), for every family whose decoder is mapped."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from conftest import FAMILIES, generation_options, lens_for, sample_inputs
+from decoderlens import GenerationSettings, UnsupportedModelError
+from decoderlens.adapter import _get_path
+from decoderlens.generation import plan_decoding
+from decoderlens.lean import lean_applies
+from decoderlens.results import GridOutput
+from decoderlens.scoring import decoder_inputs, target_labels
+
+GRID_FAMILIES = [f for f in FAMILIES if f != "prophetnet"]
+TARGETS = ["w1 w2 w3", "w4", "w5 w6 w7 w8 w9"]
+
+
+def _options(family: str) -> dict[str, Any]:
+    return generation_options(family)
+
+
+@pytest.mark.parametrize("family", GRID_FAMILIES)
+def test_the_decoder_table_reproduces_the_models_own_logits(family: str) -> None:
+    """Every intermediate decoder state is a block's raw output, and the table's final norm, scaling, head and bias
+    turn the last block's raw output into exactly the model's logits."""
+    lens = lens_for(family)
+    adapter = lens.adapter
+    encoded = lens.encode(sample_inputs(family, count=3))
+    labels = target_labels(lens.tokenizer, lens.model, TARGETS, _options(family).get("tgt_lang"))
+    blocks = _get_path(lens.model.get_decoder(), adapter.decoder_layout.layers)
+    raw: list[torch.Tensor] = []
+    hooks = [b.register_forward_hook(lambda m, a, out: raw.append(out[0] if isinstance(out, tuple) else out))
+             for b in blocks]
+    kwargs = {} if encoded.attention_mask is None else {"attention_mask": encoded.attention_mask}
+    try:
+        with torch.no_grad():
+            out = lens.model(encoder_outputs=encoded.as_encoder_outputs(encoded.final_output),
+                             decoder_input_ids=decoder_inputs(lens.model, labels), output_hidden_states=True, **kwargs)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    depth = adapter.num_decoder_layers
+    assert len(raw) == depth == len(out.decoder_hidden_states) - 1
+    batch_first = out.decoder_hidden_states[1].shape
+    raw = [r if r.shape == batch_first else r.transpose(0, 1) for r in raw]  # time-major blocks (FSMT)
+    for d in range(1, depth):
+        assert torch.equal(out.decoder_hidden_states[d], raw[d - 1]), f"decoder state {d} is not block {d}'s output"
+    with torch.no_grad():
+        mine = adapter.decoder_logits(raw[-1])
+    assert torch.allclose(mine, out.logits, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("family", GRID_FAMILIES)
+def test_grid_column_d_equals_score_and_stacked_equals_one_layer(family: str) -> None:
+    lens = lens_for(family)
+    items = sample_inputs(family, count=3)
+    options = _options(family)
+    grid = lens.grid(items, TARGETS, tgt_lang=options.get("tgt_lang"))
+    scores = lens.score(items, TARGETS, tgt_lang=options.get("tgt_lang"))
+    depth = grid.num_decoder_layers
+    assert depth == lens.adapter.num_decoder_layers and len(grid[0].cells) == (lens.num_layers + 1) * depth
+    for example, scored in zip(grid, scores, strict=True):
+        for layer in range(lens.num_layers + 1):
+            want = [t.logprob for t in scored.layer(layer).tokens]
+            assert example.cell(layer, depth).token_logprobs == pytest.approx(want, abs=1e-4)
+            assert example.cell(layer, depth).ranks == [t.rank for t in scored.layer(layer).tokens]
+        assert len({round(c.logprob, 3) for c in example.cells}) > depth, "cells too alike to test anything"
+    alone = lens.grid(items, TARGETS, layers=[1], tgt_lang=options.get("tgt_lang"))
+    for together, single in zip(grid, alone, strict=True):
+        for d in range(1, depth + 1):
+            assert single.cell(1, d).token_logprobs == pytest.approx(together.cell(1, d).token_logprobs, abs=1e-4)
+            assert single.cell(1, d).top_tokens == together.cell(1, d).top_tokens
+
+
+@pytest.mark.parametrize("family", ["t5", "pegasus", "marian", "mbart"])
+def test_grid_of_the_models_own_output_ranks_it_first_at_the_top(family: str) -> None:
+    lens = lens_for(family)
+    plan = plan_decoding(lens.model, lens.adapter.spec, lens.processor, **_options(family))
+    assert lean_applies(lens.model, plan.generate_options()) and len(plan.prompt) == 1
+    items = sample_inputs(family, count=4, seed=2)
+    grid = lens.grid(items, max_new_tokens=6)
+    readouts = lens.generate(items, layers=-1, max_new_tokens=6, top_length_cap=None)
+    for example, readout in zip(grid, readouts, strict=True):
+        assert example.target == readout.readouts[0].text
+        top = example.cell(lens.num_layers, grid.num_decoder_layers)
+        assert all(rank == 0 for rank in top.ranks[: len(readout.readouts[0].token_ids)])
+
+
+def test_grid_refuses_unmapped_decoders_and_roundtrips(tmp_path: Path) -> None:
+    with pytest.raises(UnsupportedModelError, match="2-D lens"):
+        lens_for("prophetnet").grid(["w1 w2"], ["w3"])
+    grid = lens_for("t5").grid(["w1 w2"], ["w3 w4"], layers="0,-1")
+    grid.save(tmp_path / "grid.json")
+    assert GridOutput.load(tmp_path / "grid.json") == grid
+    assert len(grid.to_pandas()) == 2 * grid.num_decoder_layers
+    assert len(grid[0].matrix()) == 2 and len(grid[0].matrix()[0]) == grid.num_decoder_layers
+    assert GenerationSettings  # the settings the grid takes are the generation settings
