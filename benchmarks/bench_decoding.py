@@ -18,7 +18,7 @@ Decoding methods (``--score`` off):
 
 Scoring methods (``--score``: read out and score the reference, as ``eval --score`` does):
 - separate: ``generate`` then ``score`` (two encoder passes per batch);
-- defaults: ``read_and_score`` (one encoder pass per batch), the path ``eval --score`` takes.
+- defaults: ``read_all`` (one encoder pass per batch), the path ``eval --score`` takes.
 """
 
 from __future__ import annotations
@@ -94,7 +94,8 @@ def run_method(method: str, shape: str, inputs: int, max_new_tokens: int, num_be
                 out = lens.read(texts, generation, RuntimeSettings())
                 scored = lens.score(texts, references)
             else:
-                out, scored = lens.read_and_score(texts, references, generation, RuntimeSettings())
+                readings = lens.read_all(texts, references, generation, RuntimeSettings())
+                out, scored = readings.readouts, readings.scores
             tokens = [ex.layer(layer).token_ids for layer in layers for ex in out]
             logprobs = [round(ls.logprob, 3) for ex in scored for ls in ex.layers]
         elif method == "naive":

@@ -100,3 +100,52 @@ def test_grid_refuses_unmapped_decoders_and_roundtrips(tmp_path: Path) -> None:
     assert len(grid.to_pandas()) == 2 * grid.num_decoder_layers
     assert len(grid[0].matrix()) == 2 and len(grid[0].matrix()[0]) == grid.num_decoder_layers
     assert GenerationSettings  # the settings the grid takes are the generation settings
+
+
+def test_grid_command_json_and_page(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from decoderlens.cli.app import app
+    from decoderlens.testing import tiny_model, tiny_processor
+
+    model = tmp_path / "t5"
+    tiny_model("t5").save_pretrained(model)
+    tiny_processor("t5").save_pretrained(model)
+    result = CliRunner().invoke(app, ["grid", str(model), "w1 w2 w3", "w4 w5", "--format", "json", "--html",
+                                      str(tmp_path / "grid.html")])
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert set(data) >= {"model", "num_encoder_layers", "num_decoder_layers", "examples"}
+    example = data["examples"][0]
+    assert set(example) >= {"input", "target", "tokens", "cells"} and example["target"] == "w4 w5"
+    assert len(example["cells"]) == 4 * 2
+    assert set(example["cells"][0]) >= {"encoder_layer", "decoder_layer", "logprob", "token_logprobs", "top_tokens"}
+    assert "2-D lens" in (tmp_path / "grid.html").read_text()
+
+
+def test_eval_grid_adds_mean_cells_and_per_example_grids(tmp_path: Path) -> None:
+    import json
+
+    from decoderlens.evaluation.data import DataSource
+    from decoderlens.evaluation.folder import EvalFolder
+    from decoderlens.evaluation.runner import evaluate
+    from decoderlens.evaluation.settings import EvalSettings
+    from decoderlens.presentation.report import write_report
+    from decoderlens.testing import sample_texts
+
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"id": f"e{i}", "input": t, "target": " ".join(t.split()[:2])}) + "\n"
+                            for i, t in enumerate(sample_texts(5, seed=3))))
+    settings = EvalSettings(model="tiny-t5", data=DataSource(str(data)), grid=True, score=True,
+                            generation=GenerationSettings(max_new_tokens=4), bootstrap_resamples=50, chunk_size=2)
+    report = evaluate(settings, tmp_path / "out", lens=lens_for("t5"), progress=False)
+    grid = report.summary.grid
+    assert len(grid) == 4 * 2 and all(c.logprob.n == 5 for c in grid)
+    records = EvalFolder(tmp_path / "out").grid_records()
+    assert len(records) == 5 and len(records[0].logprob) == 4
+    top = [c for c in grid if (c.encoder_layer, c.decoder_layer) == (3, 2)][0]
+    assert top.logprob.value == pytest.approx(report.summary.layer(3).metrics["logprob"].value, abs=1e-3)
+    page = write_report(tmp_path / "out").read_text()
+    assert "Mean log-probability of the reference" in page

@@ -33,7 +33,8 @@ def eval_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data.write_text("".join(json.dumps({"id": f"e{i}", "input": t, "target": " ".join(t.split()[:3])}) + "\n"
                             for i, t in enumerate(texts)))
     settings = EvalSettings(model="tiny-t5", data=DataSource(str(data)), metrics=["accuracy", "token_f1"],
-                            generation=GenerationSettings(max_new_tokens=6), score=True, bootstrap_resamples=100)
+                            generation=GenerationSettings(max_new_tokens=6), score=True, grid=True,
+                            bootstrap_resamples=100)
     evaluate(settings, folder / "out", lens=lens_for("t5"), progress=False)
     write_report(folder / "out")
     return folder / "out"
@@ -83,7 +84,9 @@ def test_report_loads_offline_and_filters(eval_folder: Path, tmp_path: Path) -> 
         first = page.locator("article.example").first
         assert first.locator("table.grid tr").count() == 1 + 4  # header + layers 0..3
         assert page.locator("#curves .panel").count() == 4  # accuracy, token_f1, agreement, logprob
-        assert first.locator(".heat table tr").count() == 1 + 4
+        assert first.locator(".heat table:not(.heatmap) tr").count() == 1 + 4
+        assert page.locator("#grid table.heatmap tr").count() == 1 + 4  # the data set's 2-D lens
+        assert first.locator("table.heatmap").count() == 1  # and the example's
         page.click("#next")
         page.click("#next")
         assert page.locator("article.example").count() == 3 and "page 3 of 3" in page.inner_text("#page-info")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any, TypeVar
 
 import torch
@@ -39,6 +39,15 @@ CAP_MARGIN = 16
 """Extra new tokens allowed beyond ``top_length_cap`` times the length of an example's top-layer output."""
 
 T = TypeVar("T")
+
+
+@dataclass
+class Readings:
+    """What ``read_all`` returns: readouts, and where asked for, scores and 2-D lenses of the same inputs."""
+
+    readouts: LensOutput
+    scores: ScoreOutput | None = None
+    grids: GridOutput | None = None
 
 
 class DecoderLens:
@@ -308,25 +317,36 @@ class DecoderLens:
         return layer_scores(self.tokenizer, labels, layers, statistics)
 
     @torch.no_grad()
-    def read_and_score(self, items: list[Any], targets: list[str], generation: GenerationSettings,
-                       runtime: RuntimeSettings, top_k: int = 5, progress: bool = False,
-                       **options: Any) -> tuple[LensOutput, ScoreOutput]:
-        """Readouts and teacher-forced scores of the same inputs from one encoder pass per batch."""
+    def read_all(self, items: list[Any], targets: list[str], generation: GenerationSettings,
+                 runtime: RuntimeSettings, *, score: bool = True, grid: bool = False, top_k: int = 5,
+                 progress: bool = False, **options: Any) -> Readings:
+        """Readouts and, from the same encoder pass per batch, the teacher-forced scores of ``targets``
+        (``score``) and their 2-D lens (``grid``): what ``eval --score --grid`` records."""
         chosen = self.select(generation.layers)
         targets = self._check_targets(items, targets)
         plan = self.plan(generation, **options)
+        if grid:
+            self.adapter.decoder_layout  # noqa: B018 (refuses unmapped decoders before any work)
 
-        def both(indices: list[int]) -> list[tuple[list[LayerReadout], list[LayerScore]]]:
+        def each(indices: list[int]) -> list[tuple[list[LayerReadout], list[LayerScore], ExampleGrid | None]]:
             encoded = self.encode([items[i] for i in indices], generation.truncation, runtime.max_memory)
+            chunk = [targets[i] for i in indices]
             readouts = self._readout_batch(encoded, chosen, plan, generation, runtime)
-            scores = self._score_batch(encoded, [targets[i] for i in indices], chosen, generation, runtime, top_k)
-            return list(zip(readouts, scores, strict=True))
+            scores = self._score_batch(encoded, chunk, chosen, generation, runtime, top_k) if score else [
+                []] * len(indices)
+            grids: list[ExampleGrid | None] = [None] * len(indices)
+            if grid:
+                labels = target_labels(self.tokenizer, self.model, chunk, generation.tgt_lang).to(self.device)
+                grids = list(self._grid_batch(encoded, labels, chosen, generation, runtime,
+                                              [describe(items[i], i) for i in indices], chunk))
+            return list(zip(readouts, scores, grids, strict=True))
 
-        pairs = self._each_batch(items, runtime.batch_size, self._rows_per_example(chosen, plan, generation),
-                                 runtime.max_rows, progress, both)
-        return (self._lens_output(items, [p[0] for p in pairs], chosen, plan, generation),
-                self._score_output(items, targets, [p[1] for p in pairs], chosen, generation, top_k))
-
+        rows = self._each_batch(items, runtime.batch_size, self._rows_per_example(chosen, plan, generation),
+                                runtime.max_rows, progress, each)
+        return Readings(
+            self._lens_output(items, [r[0] for r in rows], chosen, plan, generation),
+            self._score_output(items, targets, [r[1] for r in rows], chosen, generation, top_k) if score else None,
+            self._grid_output([r[2] for r in rows], chosen, generation, "given") if grid else None)  # type: ignore[misc]
 
     # --- the 2-D lens -----------------------------------------------------------------------------
 
@@ -382,19 +402,26 @@ class DecoderLens:
             else:
                 labels = target_labels(self.tokenizer, self.model, [target_list[i] for i in indices],
                                        generation.tgt_lang)
-            labels = labels.to(self.device)
-            rows = self._rows_per_call(encoded, runtime.max_rows, runtime.max_memory, lambda cost, length, width:
-                                       cost.scoring(length, width, labels.shape[1]))
-            statistics = grid_statistics(self.model, self.adapter, encoded, labels, chosen, rows,
-                                         generation.final_norm)
-            return example_grids(self.tokenizer, labels, chosen, [describe(items[i], i) for i in indices],
-                                 [target_list[i] for i in indices], statistics)
+            return self._grid_batch(encoded, labels.to(self.device), chosen, generation, runtime,
+                                    [describe(items[i], i) for i in indices], [target_list[i] for i in indices])
 
         examples = self._each_batch(items, runtime.batch_size, len(chosen), runtime.max_rows, progress, cells,
                                     "decoderlens grid")
-        settings = {"layers": chosen, "final_norm": generation.final_norm, "tgt_lang": generation.tgt_lang,
-                    "language": generation.language, "task": generation.task,
-                    "targets": "given" if targets is not None else "top-layer greedy output"}
+        return self._grid_output(examples, chosen, generation,
+                                 "given" if targets is not None else "top-layer greedy output")
+
+    def _grid_batch(self, encoded: EncodedBatch, labels: torch.Tensor, layers: list[int],
+                    generation: GenerationSettings, runtime: RuntimeSettings, inputs: list[str],
+                    targets: list[str]) -> list[ExampleGrid]:
+        rows = self._rows_per_call(encoded, runtime.max_rows, runtime.max_memory, lambda cost, length, width:
+                                   cost.scoring(length, width, labels.shape[1]))
+        statistics = grid_statistics(self.model, self.adapter, encoded, labels, layers, rows, generation.final_norm)
+        return example_grids(self.tokenizer, labels, layers, inputs, targets, statistics)
+
+    def _grid_output(self, examples: list[ExampleGrid], layers: list[int], generation: GenerationSettings,
+                     targets: str) -> GridOutput:
+        settings = {"layers": layers, "final_norm": generation.final_norm, "tgt_lang": generation.tgt_lang,
+                    "language": generation.language, "task": generation.task, "targets": targets}
         return GridOutput(self.name, self.num_layers, self.adapter.num_decoder_layers, examples, settings)
 
 

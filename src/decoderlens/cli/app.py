@@ -8,6 +8,7 @@ import typer
 
 from decoderlens.cli.compare import compare_command
 from decoderlens.cli.eval import eval_command
+from decoderlens.cli.grid import grid_command
 from decoderlens.cli.logic import demo, logic_app
 from decoderlens.cli.report import plot, report
 from decoderlens.cli.run import run
@@ -42,6 +43,7 @@ app.command("score")(score)
 app.command("eval")(eval_command)
 app.command("report")(report)
 app.command("plot")(plot)
+app.command("grid")(grid_command)
 app.command("compare")(compare_command)
 app.command("demo")(demo)
 app.add_typer(logic_app, name="logic")

@@ -42,6 +42,8 @@ def eval_command(
     limit: Annotated[int | None, _opt("--limit", "Use only the first N usable rows.", "N")] = None,
     score: Annotated[bool | None, typer.Option("--score/--no-score", help="Also score the reference per layer "
                                                "(teacher-forced log-probs).", show_default=False)] = None,
+    grid: Annotated[bool | None, typer.Option("--grid/--no-grid", help="Also record the 2-D lens of the reference "
+                                              "(every encoder layer x decoder layer).", show_default=False)] = None,
     on_error: Annotated[str | None, _opt("--on-error", "skip (and report) or fail on malformed rows [default: "
                                          "skip].", "skip|fail")] = None,
     chunk_size: Annotated[int | None, _opt("--chunk-size", "Examples decoded between two writes to disk "
@@ -59,8 +61,8 @@ def eval_command(
         options = read_recipe(recipe) if recipe is not None else {}
         named = {"model": model, "path": data, "preset": preset, "metrics": metric or None, "normalize": normalize,
                  "input_field": input_field, "target_field": target_field, "id_field": id_field, "config": config,
-                 "split": split, "template": template, "limit": limit, "score": score, "on_error": on_error,
-                 "chunk_size": chunk_size}
+                 "split": split, "template": template, "limit": limit, "score": score, "grid": grid,
+                 "on_error": on_error, "chunk_size": chunk_size}
         options.update({**{k: v for k, v in named.items() if v is not None}, **given})
         settings = settings_from(options).validate()
         try:

@@ -29,6 +29,7 @@ RUN_FILE = "run.json"
 SUMMARY_JSON = "summary.json"
 SUMMARY_CSV = "summary.csv"
 TABLES = "tables.json"
+GRIDS = "grid.jsonl"
 LOCK = ".lock"
 STALE_LOCK_SECONDS = 3600
 """A lock held by a process on another machine counts as abandoned once it is this old (each append renews it)."""
@@ -64,6 +65,25 @@ class ReadoutRecord:
         """Rebuild a stored record; unknown keys are ignored, missing required ones refused."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class GridRecord:
+    """One example's 2-D lens, as stored in ``grid.jsonl``: the reference's log-probability read through every
+    encoder layer (rows) and decoder layer (columns)."""
+
+    id: str
+    encoder_layers: list[int]
+    logprob: list[list[float]]
+
+
+@dataclass
+class GridCellSummary:
+    """The mean of one (encoder layer, decoder layer) cell over the data set."""
+
+    encoder_layer: int
+    decoder_layer: int
+    logprob: Estimate
 
 
 @dataclass
@@ -105,6 +125,8 @@ class Summary:
     bootstrap_resamples: int = 1000
     skipped: list[str] = field(default_factory=list)
     """Rows that were skipped, with the reason."""
+    grid: list[GridCellSummary] = field(default_factory=list)
+    """With ``--grid``: every (encoder layer, decoder layer) cell's mean reference log-probability."""
 
     @property
     def metric_names(self) -> list[str]:
@@ -126,9 +148,11 @@ class Summary:
         layers = [LayerSummary(e["layer"], e["n"], {k: Estimate(**v) for k, v in e["metrics"].items()})
                   for e in data["layers"]]
         metrics = {k: MetricInfo(**v) for k, v in data["metrics"].items()}
+        grid = [GridCellSummary(c["encoder_layer"], c["decoder_layer"], Estimate(**c["logprob"]))
+                for c in data.get("grid", [])]
         return cls(data["model"], data["num_encoder_layers"], data["settings"], data["preset"], data["normalize"],
                    metrics, layers, data.get("confidence", 0.95), data.get("bootstrap_resamples", 1000),
-                   list(data.get("skipped", [])))
+                   list(data.get("skipped", [])), grid)
 
     def to_csv(self) -> str:
         """Long format: layer, metric, value, low, high, n."""
@@ -221,6 +245,17 @@ class EvalFolder:
         if torn or len(keep) != len(records):
             atomic_write_text(path, "".join(json_line(r.to_dict()) for r in keep))
         return keep
+
+    def append_grids(self, records: list[GridRecord]) -> None:
+        """Append 2-D lens records durably (before the chunk's readouts, which mark its examples done)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        append_lines(self.path / GRIDS, [json_line(asdict(r)) for r in records])
+
+    def grid_records(self) -> list[GridRecord]:
+        """The stored 2-D lens records, one per example (the newest where a resumed run wrote one twice)."""
+        lines, _ = read_complete_lines(self.path / GRIDS)
+        by_id = {record["id"]: GridRecord(**record) for record in map(json.loads, lines)}
+        return list(by_id.values())
 
     def require_records(self) -> list[ReadoutRecord]:
         """The records of a finished or interrupted run; a folder without any is refused with the fix."""

@@ -9,13 +9,22 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from decoderlens.errors import InputError
 from decoderlens.evaluation.bootstrap import bootstrap
 from decoderlens.evaluation.data import EvalRow, load_rows
 from decoderlens.evaluation.distributed import process_info
-from decoderlens.evaluation.folder import EvalFolder, LayerSummary, MetricInfo, ReadoutRecord, Summary
+from decoderlens.evaluation.folder import (
+    EvalFolder,
+    GridCellSummary,
+    GridRecord,
+    LayerSummary,
+    MetricInfo,
+    ReadoutRecord,
+    Summary,
+)
 from decoderlens.evaluation.metrics import Metric
 from decoderlens.evaluation.settings import EvalSettings
 from decoderlens.evaluation.statistics import AGREEMENT, layer_statistics
@@ -31,15 +40,18 @@ class EvalReport:
     new_examples: int = 0
 
 
-def _records_for(lens: Any, rows: list[EvalRow], settings: EvalSettings) -> list[ReadoutRecord]:
-    """Read out (and with ``score``, score) one chunk of rows from one encoder pass per batch."""
+Chunk = tuple[list[ReadoutRecord], list[GridRecord]]
+
+
+def _records_for(lens: Any, rows: list[EvalRow], settings: EvalSettings) -> Chunk:
+    """Read out (and with ``score``/``grid``, score) one chunk of rows from one encoder pass per batch."""
     items = [row.input for row in rows]
-    if settings.score:
-        out, scores = lens.read_and_score(items, [row.reference for row in rows], settings.generation,
-                                          settings.runtime)
-        scored = [{ls.layer: ls for ls in ex.layers} for ex in scores]
-    else:
-        out, scored = lens.read(items, settings.generation, settings.runtime), [{} for _ in rows]
+    readings = lens.read_all(items, [row.reference for row in rows], settings.generation, settings.runtime,
+                             score=settings.score, grid=settings.grid)
+    grids = [GridRecord(row.id, sorted({c.encoder_layer for c in example.cells}), example.matrix())
+             for row, example in zip(rows, readings.grids or [], strict=False)]
+    out = readings.readouts
+    scored = [{ls.layer: ls for ls in ex.layers} for ex in readings.scores] if readings.scores else [{} for _ in rows]
     records = []
     for row, example, by_layer in zip(rows, out, scored, strict=True):
         for readout in example.readouts:
@@ -50,26 +62,28 @@ def _records_for(lens: Any, rows: list[EvalRow], settings: EvalSettings) -> list
                 record.target_tokens = [t.token for t in layer_score.tokens]
                 record.token_logprobs = [round(t.logprob, 4) for t in layer_score.tokens]
             records.append(record)
-    return records
+    return records, grids
 
 
-def _safe_records(lens: Any, rows: list[EvalRow], settings: EvalSettings,
-                  skipped: list[str]) -> list[ReadoutRecord]:
+def _safe_records(lens: Any, rows: list[EvalRow], settings: EvalSettings, skipped: list[str]) -> Chunk:
     """Records of a chunk; if an input is bad, retry one by one to find it, then skip or fail."""
     try:
         return _records_for(lens, rows, settings)
     except InputError:
         if len(rows) == 1 and settings.on_error == "fail":
             raise
-    records = []
+    records: list[ReadoutRecord] = []
+    grids: list[GridRecord] = []
     for row in rows:
         try:
-            records.extend(_records_for(lens, [row], settings))
+            one, grid = _records_for(lens, [row], settings)
+            records += one
+            grids += grid
         except InputError as err:
             if settings.on_error == "fail":
                 raise InputError(f"example {row.id}: {err}") from None
             skipped.append(f"example {row.id}: {err}")
-    return records
+    return records, grids
 
 
 def summarize(records: list[ReadoutRecord], settings: EvalSettings, num_layers: int,
@@ -86,6 +100,16 @@ def summarize(records: list[ReadoutRecord], settings: EvalSettings, num_layers: 
               for entry in per_layer]
     return Summary(settings.model, num_layers, identity or {}, settings.preset, normalize_name, info, layers,
                    0.95, settings.bootstrap_resamples)
+
+
+def summarize_grid(records: list[GridRecord], resamples: int) -> list[GridCellSummary]:
+    """Every 2-D lens cell's mean log-probability over the examples, with its bootstrap interval."""
+    if not records:
+        return []
+    cells = np.array([r.logprob for r in records])  # (examples, encoder layers, decoder layers)
+    return [GridCellSummary(layer, d + 1, bootstrap(np.stack([cells[:, e, d], np.ones(len(records))], axis=1),
+                                                    lambda s: float(s[0] / s[1]), resamples))
+            for e, layer in enumerate(records[0].encoder_layers) for d in range(cells.shape[2])]
 
 
 def _bounds(metric: Metric) -> list[float] | None:
@@ -157,9 +181,11 @@ def _run(settings: EvalSettings, folder: EvalFolder, lens: Any, rows: list[EvalR
               unit="ex", disable=not progress or not proc.is_main, dynamic_ncols=True) as bar:
         for number, start in enumerate(range(0, len(todo), settings.chunk_size)):
             chunk = todo[start : start + settings.chunk_size]
-            records = _safe_records(lens, chunk, settings, skipped)
+            records, grids = _safe_records(lens, chunk, settings, skipped)
             if records:
                 folder.write_settings(identity)
+                if grids:
+                    folder.append_grids(grids)
                 folder.append(records, path)
             done.extend(records)
             bar.update(len(chunk))
@@ -176,6 +202,9 @@ def _run(settings: EvalSettings, folder: EvalFolder, lens: Any, rows: list[EvalR
                          else "no example could be read out")
     summary = summarize(done, settings, lens.num_layers, identity)
     summary.skipped = skipped
+    if settings.grid:
+        summary.grid = summarize_grid([g for g in folder.grid_records() if g.id in wanted],
+                                      settings.bootstrap_resamples)
     folder.write_summary(summary)
     if proc.world > 1:
         proc.barrier()

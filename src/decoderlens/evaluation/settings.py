@@ -29,6 +29,8 @@ class EvalSettings:
     """Normalisation before text metrics (none, lower, squad, whisper); default: the preset's."""
     score: bool = False
     """Also record the teacher-forced log-probability of the reference per layer."""
+    grid: bool = False
+    """Also record the 2-D lens of the reference (every encoder layer x decoder layer)."""
     generation: GenerationSettings = field(default_factory=GenerationSettings)
     runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
     chunk_size: int = 256
@@ -67,7 +69,7 @@ class EvalSettings:
         generation = asdict(self.generation)
         generation.update(layers=layers, max_new_tokens=max_new_tokens,
                           top_length_cap=self.generation.top_length_cap or None)
-        return {"model": self.model, "data": data, **generation, "score": self.score}
+        return {"model": self.model, "data": data, **generation, "score": self.score, "grid": self.grid}
 
 
 _SECTIONS: dict[str, type] = {"data": DataSource, "generation": GenerationSettings, "runtime": RuntimeSettings}

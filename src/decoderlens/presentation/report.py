@@ -16,9 +16,9 @@ from typing import Any
 
 from decoderlens.errors import InputError
 from decoderlens.evaluation.compare import Comparison
-from decoderlens.evaluation.folder import AnalysisTable, EvalFolder, MetricInfo, ReadoutRecord, Summary
+from decoderlens.evaluation.folder import AnalysisTable, EvalFolder, GridRecord, MetricInfo, ReadoutRecord, Summary
 from decoderlens.fileio import atomic_write_text
-from decoderlens.results import LensOutput
+from decoderlens.results import GridOutput, LensOutput
 from decoderlens.version import __version__
 
 GENERIC_FOLDER_NAMES = {"model", "models", "final", "best", "output", "outputs"}
@@ -96,10 +96,36 @@ def per_example_scores(records: list[ReadoutRecord], summary: Summary | None) ->
     return values
 
 
+def heatmap_spec(values: list[list[float]], rows: list[int], columns: list[int], title: str = "",
+                 caption: str = "", row_label: str = "encoder layer", column_label: str = "decoder layer",
+                 digits: int = 2) -> dict[str, Any]:
+    """A matrix for the pages' heatmap drawing (``Lens.drawHeatmap``)."""
+    return {"title": title, "caption": caption, "rows": rows, "columns": columns, "rowLabel": row_label,
+            "columnLabel": column_label, "values": [[round(v, 4) for v in row] for row in values], "digits": digits}
+
+
+def grid_specs(summary: Summary | None, grids: list[GridRecord]) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """The data set's mean 2-D lens and each example's, as heatmaps."""
+    per_example = {g.id: heatmap_spec(g.logprob, g.encoder_layers, list(range(1, len(g.logprob[0]) + 1)),
+                                      "2-D lens", "log-probability of the reference") for g in grids}
+    if summary is None or not summary.grid:
+        return None, per_example
+    rows = sorted({c.encoder_layer for c in summary.grid})
+    columns = sorted({c.decoder_layer for c in summary.grid})
+    value = {(c.encoder_layer, c.decoder_layer): c.logprob.value for c in summary.grid}
+    mean = heatmap_spec([[value[(e, d)] for d in columns] for e in rows], rows, columns,
+                        "Mean log-probability of the reference", "Every cell reads the reference through one encoder "
+                        "layer (rows) and one decoder layer (columns; the last is the model's real output, lower ones "
+                        "its intermediate states through the decoder's final norm and head). 95% intervals are in "
+                        "summary.json.")
+    return mean, per_example
+
+
 def build_payload(records: list[ReadoutRecord], summary: Summary | None, title: str,
                   tables: list[AnalysisTable] | None = None, num_layers: int | None = None,
-                  settings: dict[str, Any] | None = None) -> dict[str, Any]:
+                  settings: dict[str, Any] | None = None, grids: list[GridRecord] | None = None) -> dict[str, Any]:
     """Everything a report page shows, as plain JSON."""
+    mean_grid, example_grids = grid_specs(summary, grids or [])
     by_id: dict[str, list[ReadoutRecord]] = defaultdict(list)
     for record in records:
         by_id[record.id].append(record)
@@ -116,12 +142,15 @@ def build_payload(records: list[ReadoutRecord], summary: Summary | None, title: 
         if rows[0].token_logprobs is not None:
             example["target_tokens"] = rows[0].target_tokens
             example["token_logprobs"] = [r.token_logprobs for r in rows]
+        if key in example_grids:
+            example["grid"] = example_grids[key]
         examples.append(example)
     top = summary.num_encoder_layers if summary else (num_layers if num_layers is not None else max(layers, default=0))
     summary_dict = summary.to_dict() if summary else {"layers": [], "metrics": {}, "settings": settings or {}}
     return {"title": title, "version": __version__, "layers": layers, "num_encoder_layers": top,
             "series": [{"label": "", "rows": summary_dict["layers"]}], "metrics": summary_dict["metrics"],
-            "settings": summary_dict["settings"], "tables": [asdict(t) for t in tables or []], "examples": examples}
+            "settings": summary_dict["settings"], "tables": [asdict(t) for t in tables or []], "grid": mean_grid,
+            "examples": examples}
 
 
 def write_report(folder: Path, output: Path | None = None) -> Path:
@@ -131,7 +160,8 @@ def write_report(folder: Path, output: Path | None = None) -> Path:
     summary = store.summary()
     model = summary.model if summary else str((store.read_settings() or {}).get("model", folder.name))
     target = output or folder / "report.html"
-    payload = build_payload(records, summary, f"DecoderLens: {display_name(model)}", store.tables())
+    payload = build_payload(records, summary, f"DecoderLens: {display_name(model)}", store.tables(),
+                            grids=store.grid_records())
     atomic_write_text(target, render_page("report.html", payload))
     return target
 
@@ -152,6 +182,29 @@ def write_compare_html(comparison: Comparison, info: dict[str, MetricInfo], tabl
                "tables": [asdict(t) for t in tables]}
     atomic_write_text(target, render_page("compare.html", payload))
     return target
+
+
+def write_analysis_html(title: str, subtitle: str, sections: list[dict[str, Any]], target: Path) -> Path:
+    """A page of analysis sections (``{title, caption, heatmaps, tables}``): the 2-D lens, causal traces."""
+    payload = {"title": title, "subtitle": subtitle, "version": __version__, "sections": sections}
+    atomic_write_text(target, render_page("analysis.html", payload))
+    return target
+
+
+def grid_sections(output: GridOutput) -> list[dict[str, Any]]:
+    """One section per example of a 2-D lens: its log-probability heatmap, and the top-1 tokens at the top
+    encoder layer by decoder layer."""
+    sections = []
+    for example in output:
+        rows = sorted({c.encoder_layer for c in example.cells})
+        columns = sorted({c.decoder_layer for c in example.cells})
+        tokens = AnalysisTable("Top token at each position, top encoder layer, by decoder layer",
+                               ["decoder layer", *example.tokens],
+                               [[str(d), *example.cell(rows[-1], d).top_tokens] for d in columns])
+        sections.append({"title": f"{example.input}  →  {example.target}",
+                         "heatmaps": [heatmap_spec(example.matrix(), rows, columns, "Log-probability of the target")],
+                         "tables": [asdict(tokens)]})
+    return sections
 
 
 def write_lens_output_html(output: LensOutput, target: Path) -> Path:

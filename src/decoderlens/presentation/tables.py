@@ -12,7 +12,7 @@ from typing import Any, Literal
 from rich.console import Console
 from rich.table import Table
 
-from decoderlens.results import LensOutput, ScoreOutput
+from decoderlens.results import GridOutput, LensOutput, ScoreOutput
 
 OutputFormat = Literal["table", "json", "csv"]
 Column = tuple[str, list[str]]
@@ -93,6 +93,20 @@ def summary_tables(summary: Any, width: int = 80) -> list[Table]:
     return fitted_tables(f"{summary.model}: per-layer metrics (95% bootstrap CI)", fixed, columns, width)
 
 
+def grid_tables(output: GridOutput, width: int = 80) -> list[Table]:
+    """Per example: encoder layers (rows) x decoder layers (columns), each cell the target's log-prob."""
+    tables = []
+    for example in output:
+        rows = sorted({c.encoder_layer for c in example.cells})
+        columns = sorted({c.decoder_layer for c in example.cells})
+        fixed = [("enc \\ dec", [str(e) for e in rows])]
+        cells = [(str(d), [f"{example.cell(e, d).logprob:.2f}" for e in rows]) for d in columns]
+        tables += fitted_tables(f"{example.input}  ->  {example.target}", fixed, cells, width,
+                                caption="log-prob of the target read through encoder layer (row) and decoder layer "
+                                        f"(column; {output.num_decoder_layers} = the real output)")
+    return tables
+
+
 def to_csv(records: list[dict[str, object]]) -> str:
     """Records as CSV text (lists are joined with spaces)."""
     if not records:
@@ -120,14 +134,20 @@ def to_json_text(data: Any, indent: int = 2) -> str:
     return dump(data, 0)
 
 
-def render(output: LensOutput | ScoreOutput, fmt: OutputFormat, console: Console | None = None) -> str | None:
+def render(output: LensOutput | ScoreOutput | GridOutput, fmt: OutputFormat,
+           console: Console | None = None) -> str | None:
     """JSON/CSV text for ``fmt`` json/csv; for ``table``, prints to ``console`` and returns ``None``."""
     if fmt == "json":
         return to_json_text(output.to_dict())
     if fmt == "csv":
         return to_csv(output.to_records())
     console = console or Console()
-    tables = readout_tables(output) if isinstance(output, LensOutput) else score_tables(output, console.width)
+    if isinstance(output, LensOutput):
+        tables = readout_tables(output)
+    elif isinstance(output, GridOutput):
+        tables = grid_tables(output, console.width)
+    else:
+        tables = score_tables(output, console.width)
     for table in tables:
         console.print(table)
     return None

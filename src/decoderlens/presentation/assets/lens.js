@@ -184,7 +184,32 @@ const Lens = (() => {
       card.append(chips);
     }
     if (example.token_logprobs) card.append(heatmap(example, layerSet));
+    if (example.grid) card.append(drawHeatmap(example.grid));
     return card;
+  }
+
+  /* A matrix as a coloured table ({title, caption, rows, columns, rowLabel, columnLabel, values, digits}):
+     darker is higher; each cell's exact value is in its tooltip. */
+  function drawHeatmap(spec) {
+    const flat = spec.values.flat().filter(v => v !== null && !Number.isNaN(v));
+    const lo = Math.min(...flat), hi = Math.max(...flat);
+    const table = el("table", {class: "heatmap"});
+    table.append(el("tr", {}, el("th", {}, `${spec.rowLabel} \\ ${spec.columnLabel}`),
+      ...spec.columns.map(c => el("th", {}, c))));
+    spec.values.forEach((row, i) => {
+      const tr = el("tr", {}, el("th", {}, spec.rows[i]));
+      row.forEach((v, j) => {
+        const share = hi > lo ? (v - lo) / (hi - lo) : 1;
+        const cell = el("td", {title: `${spec.rowLabel} ${spec.rows[i]}, ${spec.columnLabel} ${spec.columns[j]}: ${v}`},
+          v === null ? "–" : v.toFixed(spec.digits ?? 2));
+        cell.style.background = `rgba(0, 114, 178, ${(0.08 + 0.92 * share).toFixed(3)})`;
+        cell.style.color = share > 0.55 ? "#fff" : "#1d2330";
+        tr.append(cell);
+      });
+      table.append(tr);
+    });
+    return el("div", {class: "heat"}, spec.title ? el("h3", {}, spec.title) : null,
+      spec.caption ? el("div", {class: "sub"}, spec.caption) : null, table);
   }
 
   /* Tables of an analysis ({title, caption, columns, rows}). */
@@ -199,5 +224,6 @@ const Lens = (() => {
     return (tables || []).length;
   }
 
-  return {PALETTE, el, svg, fmt, plural, niceTicks, drawCurves, tokens, heatmap, renderExample, renderTables};
+  return {PALETTE, el, svg, fmt, plural, niceTicks, drawCurves, tokens, heatmap, drawHeatmap, renderExample,
+    renderTables};
 })();

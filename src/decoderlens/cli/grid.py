@@ -1,0 +1,39 @@
+"""``decoderlens grid``: the 2-D lens, every encoder layer x every decoder layer, of a target."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from decoderlens.cli import common
+from decoderlens.settings import GenerationSettings, RuntimeSettings
+
+
+@common.settings_options(GenerationSettings, RuntimeSettings, skip=("num_beams", "top_length_cap"))
+def grid_command(
+    model: common.ModelArg,
+    source: Annotated[str, typer.Argument(help="Input text (or audio/image path).", show_default=False)],
+    target: Annotated[str | None, typer.Argument(help="Target to read (default: the model's own greedy output).",
+                                                 show_default=False)] = None,
+    fmt: common.FormatOpt = common.FormatChoice.table,
+    output: common.OutputOpt = None,
+    html: Annotated[Path | None, typer.Option("--html", help="Also write the heatmaps to this HTML file.",
+                                              show_default=False)] = None,
+    *,
+    given: dict[str, Any],
+) -> None:
+    """Teacher-forced log-prob of TARGET through every encoder layer x decoder layer (a logit lens inside the
+    decoder for layers below the top)."""
+    with common.friendly_errors():
+        generation, runtime = common.settings_of(GenerationSettings, given), common.settings_of(RuntimeSettings, given)
+        lens = common.load_lens(model, runtime)
+        result = lens.grid_items([source], None if target is None else [target], generation, runtime)
+        if html is not None:
+            from decoderlens.presentation.report import display_name, grid_sections, write_analysis_html
+
+            write_analysis_html(f"DecoderLens 2-D lens: {display_name(result.model)}",
+                                f"{result.num_encoder_layers} encoder layers x {result.num_decoder_layers} decoder "
+                                "layers", grid_sections(result), html)
+        common.show_result(result, fmt, output)
