@@ -145,7 +145,7 @@ def test_eval_grid_adds_mean_cells_and_per_example_grids(tmp_path: Path) -> None
     assert len(grid) == 4 * 2 and all(c.logprob.n == 5 for c in grid)
     records = EvalFolder(tmp_path / "out").grid_records()
     assert len(records) == 5 and len(records[0].logprob) == 4
-    top = [c for c in grid if (c.encoder_layer, c.decoder_layer) == (3, 2)][0]
+    top = next(c for c in grid if (c.encoder_layer, c.decoder_layer) == (3, 2))
     assert top.logprob.value == pytest.approx(report.summary.layer(3).metrics["logprob"].value, abs=1e-3)
     page = write_report(tmp_path / "out").read_text()
     assert "Mean log-probability of the reference" in page
