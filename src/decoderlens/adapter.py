@@ -189,6 +189,71 @@ class ModelAdapter:
         bias = getattr(self.model, "final_logits_bias", None)
         return logits if bias is None else logits + bias.to(logits.dtype)
 
+    # --- causal tracing: the encoder continues from restored states ------------------------------
+
+    def input_embeddings(self) -> Any:
+        """The module that embeds the encoder's input tokens."""
+        getter = getattr(self.encoder, "get_input_embeddings", None)
+        return getter() if getter is not None else self.model.get_input_embeddings()
+
+    @contextlib.contextmanager
+    def noisy_embeddings(self, noise: torch.Tensor) -> Iterator[None]:
+        """Add ``noise`` (rows, length, width; zero outside the corrupted span) to the encoder's token
+        embeddings while the block runs."""
+        module = self.input_embeddings()
+
+        def add(mod: torch.nn.Module, args: Any, out: torch.Tensor) -> torch.Tensor:
+            extra = out.shape[1] - noise.shape[1]
+            if extra < 0:  # the embeddings of padding an encoder adds to reach its block size: left alone
+                return out
+            padded = torch.nn.functional.pad(noise, (0, 0, 0, extra)) if extra > 0 else noise
+            return out + padded.to(out.dtype)
+
+        handle = module.register_forward_hook(add)
+        try:
+            yield
+        finally:
+            handle.remove()
+
+    @contextlib.contextmanager
+    def restoring(self, swaps: dict[int, list[tuple[int, list[int]]]], clean: list[torch.Tensor]) -> Iterator[None]:
+        """While the block runs, the input of encoder block ``k`` (the hidden state of layer ``k``) has, for each
+        ``(row, positions)`` in ``swaps[k]``, those positions replaced by the clean run's ``clean[k]`` (one
+        example, batch-first). Layer L is the encoder's output: see ``restore_output``."""
+        time_major = self.spec.time_major_blocks
+
+        def hook_for(layer: int) -> Any:
+            def hook(module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+                positional = bool(args)
+                hidden = args[0] if positional else kwargs["hidden_states"]
+                hidden = hidden.clone()
+                source = clean[layer][0]
+                for row, positions in swaps[layer]:
+                    if time_major:
+                        hidden[positions, row] = source[positions].to(hidden.dtype)
+                    else:
+                        hidden[row, positions] = source[positions].to(hidden.dtype)
+                if positional:
+                    return (hidden, *args[1:]), kwargs
+                return args, {**kwargs, "hidden_states": hidden}
+            return hook
+
+        handles = [self.blocks[layer].register_forward_pre_hook(hook_for(layer), with_kwargs=True)
+                   for layer in swaps if layer < self.num_layers and swaps[layer]]
+        try:
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    @staticmethod
+    def restore_output(final: torch.Tensor, swaps: list[tuple[int, list[int]]], clean: torch.Tensor) -> torch.Tensor:
+        """The encoder output with, for each ``(row, positions)``, those positions taken from the clean output."""
+        final = final.clone()
+        for row, positions in swaps:
+            final[row, positions] = clean[0, positions].to(final.dtype)
+        return final
+
     @contextlib.contextmanager
     def truncated_encoder(self, num_blocks: int) -> Iterator[None]:
         """Temporarily keep only the first ``num_blocks`` encoder blocks (the naive way to read a layer)."""

@@ -72,6 +72,11 @@ class ArchitectureSpec:
     """Composite models: the decoder's own ``model_type`` -> its layout."""
     decoder_refusal: str = ""
     """Why the 2-D lens cannot read this decoder (when it has no layout)."""
+    time_major_blocks: bool = False
+    """The encoder's blocks take hidden states as (length, batch, width) rather than (batch, length, width)."""
+    speech_time_axis: int = -1
+    """Speech models: the time axis of the main input tensor (features or waveform), where causal tracing
+    corrupts a span of seconds."""
 
 
 def _text(model_type: str, layers: str, final_norm: str | None, decoder: DecoderLayout | None = None,
@@ -111,7 +116,7 @@ ARCHITECTURES: dict[str, ArchitectureSpec] = {
         _text("mvp", "layers", None),
         _text("bigbird_pegasus", "layers", "layernorm_embedding"),
         _text("fsmt", "layers", None, DecoderLayout("layers", None, head="model.decoder.output_projection"),
-              round_decoding=False),
+              round_decoding=False, time_major_blocks=True),
         ArchitectureSpec("prophetnet", "text", EncoderLayout("layers", None), round_decoding=False,
                          decoder_refusal="its decoder predicts several future tokens in streams of its own"),
         ArchitectureSpec(
@@ -123,7 +128,7 @@ ARCHITECTURES: dict[str, ArchitectureSpec] = {
         ArchitectureSpec("whisper", "speech", EncoderLayout("layers", "layer_norm"), speech_prompt=True,
                          encoder_mask=False, feature_padding="max_length", decoder=_PRE_LN_DECODER),
         ArchitectureSpec("speech_to_text", "speech", EncoderLayout("layers", "layer_norm"), padding_sensitive=True,
-                         decoder=_PRE_LN_DECODER),
+                         decoder=_PRE_LN_DECODER, speech_time_axis=1),
         ArchitectureSpec("speecht5", "speech", EncoderLayout("wrapped_encoder.layers", None), padding_sensitive=True,
                          decoder=DecoderLayout("wrapped_decoder.layers", None)),
         ArchitectureSpec(

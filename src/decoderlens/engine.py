@@ -28,12 +28,14 @@ from decoderlens.results import (
     LayerScore,
     LensOutput,
     ScoreOutput,
+    TraceOutput,
 )
 from decoderlens.scheduling import plan_batches, row_slices
 from decoderlens.scoring import layer_scores, target_labels, token_statistics
 from decoderlens.settings import GENERATION_DEFAULTS as GEN
 from decoderlens.settings import RUNTIME_DEFAULTS as RUN
 from decoderlens.settings import FinalNorm, GenerationSettings, RuntimeSettings
+from decoderlens.trace import Tracer, embedding_noise, feature_noise, variants
 
 CAP_MARGIN = 16
 """Extra new tokens allowed beyond ``top_length_cap`` times the length of an example's top-layer output."""
@@ -423,6 +425,113 @@ class DecoderLens:
         settings = {"layers": layers, "final_norm": generation.final_norm, "tgt_lang": generation.tgt_lang,
                     "language": generation.language, "task": generation.task, "targets": targets}
         return GridOutput(self.name, self.num_layers, self.adapter.num_decoder_layers, examples, settings)
+
+
+    # --- causal tracing ---------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def trace(
+        self,
+        item: Any,
+        answer: str | None = None,
+        corrupt: tuple[float, float] | str | None = None,
+        *,
+        window: int = 1,
+        restore_all: bool = False,
+        samples: int = 10,
+        noise_scale: float = 3.0,
+        seed: int = 0,
+        max_rows: int = RUN.max_rows,
+        max_new_tokens: int | None = GEN.max_new_tokens,
+        tgt_lang: str | None = GEN.tgt_lang,
+        language: str | None = GEN.language,
+        task: str | None = GEN.task,
+    ) -> TraceOutput:
+        """Causal tracing in the encoder: where (layer, position) does the answer get decided?
+
+        The clean input is run, then a corrupted one: Gaussian noise of ``noise_scale`` times the embeddings'
+        standard deviation on the token span ``corrupt=(start, end)`` (speech: a span of seconds on the input
+        features; default: the whole input), averaged over ``samples`` seeded draws, or another input of the
+        same length (``corrupt="..."``). For every encoder layer k (a window of ``window`` layers from k up) and
+        input position i, the clean state at (k, i) is restored in the corrupted run, the encoder continues from
+        there, and the answer's teacher-forced probability is measured (``restore_all``: every position of the
+        layer at once). ``answer`` defaults to the model's greedy output for the clean input.
+        """
+        from decoderlens.settings import check_count
+
+        check_count("window", window)
+        check_count("samples", samples)
+        generation = GenerationSettings(max_new_tokens=max_new_tokens, tgt_lang=tgt_lang, language=language,
+                                        task=task, top_length_cap=None).validate()
+        if self.adapter.spec.modality == "vision":
+            raise InputError("causal tracing corrupts text tokens or spans of audio; images are not supported")
+        if not isinstance(item, str) and self.adapter.spec.modality == "text":
+            raise InputError("give the input as text")
+        batch = {k: v.to(self.device) for k, v in self._prepare([item]).items()}
+        clean = self.adapter.encode(batch)
+        plan = self.plan(generation)
+        if answer is None:
+            top = self.read([item], replace(generation, layers=[self.num_layers]), RuntimeSettings())[0].readouts[0]
+            labels = torch.tensor([plan.prompt[1:] + top.token_ids + sorted(plan.eos_token_ids)[:1]])
+            answer = top.text
+        else:
+            labels = target_labels(self.tokenizer, self.model, [answer], tgt_lang)
+        tracer = Tracer(self.model, self.adapter, batch, clean, labels.to(self.device))
+        clean_prob = float(tracer.answer_prob(clean.final_output, clean.attention_mask)[0])
+        corrupted, noise, corruption = self._corruption(item, batch, corrupt, samples, noise_scale, seed)
+        length = clean.final_output.shape[1]
+        runs = variants(self.num_layers, length, window, restore_all)
+        probs = tracer.run(runs, corrupted, noise, max_rows)
+        restored = probs[1:].reshape(self.num_layers + 1, -1)
+        return TraceOutput(
+            self.name, describe(item, 0), answer, self._position_labels(batch, length, item), clean_prob,
+            float(probs[0]), [float(v) for v in restored[:, 0]] if restore_all else restored.tolist(), corruption,
+            window, 1 if noise is None else samples,
+            {"noise_scale": noise_scale, "seed": seed, "restore_all": restore_all, "tgt_lang": tgt_lang,
+             "language": language, "task": task})
+
+    def _corruption(self, item: Any, batch: dict[str, torch.Tensor], corrupt: tuple[float, float] | str | None,
+                    samples: int, scale: float, seed: int) -> tuple[dict[str, torch.Tensor], torch.Tensor | None,
+                                                                    str]:
+        """The corrupted encoder inputs, the embedding noise (text) and a description of the corruption."""
+        spec = self.adapter.spec
+        if isinstance(corrupt, str):
+            other = {k: v.to(self.device) for k, v in self._prepare([corrupt]).items()}
+            if any(other[k].shape != batch[k].shape for k in batch if k in other):
+                raise InputError("the corrupting input must have the same length as the input (in tokens or frames): "
+                                 f"{corrupt!r} does not")
+            return other, None, f"input replaced by {corrupt!r}"
+        if spec.modality == "text":
+            length = batch["input_ids"].shape[1]
+            span = (0, length) if corrupt is None else (int(corrupt[0]), int(corrupt[1]))
+            noise = embedding_noise(self.adapter, batch, span, samples, scale, seed)
+            return batch, noise, f"noise x{scale:g} on tokens {span[0]}:{span[1]}"
+        key = "input_features" if "input_features" in batch else "input_values"
+        features = batch[key]
+        axis = spec.speech_time_axis % features.dim()
+        seconds = self._input_seconds(item)
+        rate = features.shape[axis] / seconds
+        start, end = (0.0, seconds) if corrupt is None else (float(corrupt[0]), float(corrupt[1]))
+        frames = (round(start * rate), round(end * rate))
+        noisy = feature_noise(features, axis, frames, samples, scale, seed)
+        corrupted = {k: (noisy if k == key else v.repeat(samples, *([1] * (v.dim() - 1)))) for k, v in batch.items()}
+        return corrupted, None, f"noise x{scale:g} on seconds {start:g}-{end:g} ({samples} draws)"
+
+    def _input_seconds(self, item: Any) -> float:
+        """The duration the speech model's input features cover (its fixed window where it pads to one)."""
+        from decoderlens.inputs import load_audio
+
+        extractor = getattr(self.processor, "feature_extractor", self.processor)
+        rate = int(extractor.sampling_rate)
+        if self.adapter.spec.feature_padding == "max_length" and getattr(extractor, "n_samples", None):
+            return float(extractor.n_samples) / rate
+        return load_audio(item, rate).size / rate
+
+    def _position_labels(self, batch: dict[str, torch.Tensor], length: int, item: Any) -> list[str]:
+        if "input_ids" in batch:
+            return [str(t) for t in self.tokenizer.convert_ids_to_tokens(batch["input_ids"][0].tolist())][:length]
+        step = self._input_seconds(item) / length
+        return [f"{i * step:.2f}s" for i in range(length)]
 
 
 def _rows_of(batch: dict[str, torch.Tensor], start: int, stop: int) -> dict[str, torch.Tensor]:

@@ -296,3 +296,45 @@ class GridOutput(_ResultSet[ExampleGrid]):
         return [{"example": i, "input": ex.input, "target": ex.target, "encoder_layer": c.encoder_layer,
                  "decoder_layer": c.decoder_layer, "logprob": c.logprob}
                 for i, ex in enumerate(self.examples) for c in ex.cells]
+
+
+@dataclass
+class TraceOutput:
+    """Causal tracing in the encoder: how much of the clean answer's probability comes back when the clean
+    hidden state of one layer (or window of layers) at one position is restored in a corrupted run."""
+
+    model: str
+    input: str
+    answer: str
+    tokens: list[str]
+    """The encoder positions (input tokens, or frames of speech)."""
+    clean_prob: float
+    """Probability of the answer given the clean input."""
+    corrupt_prob: float
+    """Probability of the answer given the corrupted input, nothing restored (mean over noise samples)."""
+    restored: list[list[float]] | list[float]
+    """Per encoder layer 0..L: per position, the answer's probability with that state restored; with
+    ``restore_all``, one value per layer (every position restored)."""
+    corruption: str
+    """What was corrupted: a span of positions or seconds with noise, or another input."""
+    window: int = 1
+    """Layers restored together, from the row's layer upwards."""
+    samples: int = 1
+    """Noise samples averaged."""
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict that ``json.dumps`` accepts."""
+        return asdict(self)
+
+    def save(self, path: str | Path) -> None:
+        """Write as JSON (atomically)."""
+        atomic_write_text(path, json.dumps(self.to_dict(), ensure_ascii=False, indent=2))
+
+    @classmethod
+    def load(cls, path: str | Path) -> TraceOutput:
+        """Read a trace written by ``save``; a file of another kind is refused with a message."""
+        try:
+            return cls(**json.loads(Path(path).read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError) as err:
+            raise InputError(f"TraceOutput.load({str(path)!r}): not a trace written by .save() ({err})") from None

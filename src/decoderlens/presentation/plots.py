@@ -8,6 +8,7 @@ from typing import Any
 from decoderlens.errors import InputError
 from decoderlens.evaluation.folder import EvalFolder, Summary
 from decoderlens.presentation.report import build_payload
+from decoderlens.results import TraceOutput
 
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00"]
 """Okabe-Ito colours: distinguishable with the common colour-vision deficiencies."""
@@ -70,6 +71,29 @@ def plot_heatmap(example: dict[str, Any], target: Path) -> Path:
     ax.set_ylabel("encoder layer")
     ax.grid(False)
     fig.colorbar(image, ax=ax, label="log-prob")
+    fig.tight_layout()
+    fig.savefig(target)
+    plt.close(fig)
+    return target
+
+
+def plot_trace(trace: TraceOutput, target: Path) -> Path:
+    """A causal trace as a heatmap: encoder layers (rows) x positions (columns) of restored probability."""
+    plt = style()
+    import numpy as np
+
+    values = np.array([row if isinstance(row, list) else [row] for row in trace.restored])
+    columns = trace.tokens if values.shape[1] == len(trace.tokens) else ["all"]
+    fig, ax = plt.subplots(figsize=(max(3.0, 0.42 * values.shape[1] + 2), max(2.2, 0.3 * values.shape[0] + 1.2)))
+    image = ax.imshow(values, aspect="auto", cmap="Blues", vmin=0.0, vmax=max(trace.clean_prob, float(values.max())),
+                      origin="lower")
+    ax.set_xticks(range(len(columns)), columns, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(values.shape[0]), range(values.shape[0]), fontsize=8)
+    ax.set_ylabel("encoder layer restored")
+    ax.set_title(f"p({trace.answer}) restored; clean {trace.clean_prob:.2g}, corrupted {trace.corrupt_prob:.2g}",
+                 fontsize=9)
+    ax.grid(False)
+    fig.colorbar(image, ax=ax, label="probability")
     fig.tight_layout()
     fig.savefig(target)
     plt.close(fig)

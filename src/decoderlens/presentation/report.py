@@ -18,7 +18,7 @@ from decoderlens.errors import InputError
 from decoderlens.evaluation.compare import Comparison
 from decoderlens.evaluation.folder import AnalysisTable, EvalFolder, GridRecord, MetricInfo, ReadoutRecord, Summary
 from decoderlens.fileio import atomic_write_text
-from decoderlens.results import GridOutput, LensOutput
+from decoderlens.results import GridOutput, LensOutput, TraceOutput
 from decoderlens.version import __version__
 
 GENERIC_FOLDER_NAMES = {"model", "models", "final", "best", "output", "outputs"}
@@ -96,7 +96,7 @@ def per_example_scores(records: list[ReadoutRecord], summary: Summary | None) ->
     return values
 
 
-def heatmap_spec(values: list[list[float]], rows: list[int], columns: list[int], title: str = "",
+def heatmap_spec(values: list[list[float]], rows: list[int], columns: list[Any], title: str = "",
                  caption: str = "", row_label: str = "encoder layer", column_label: str = "decoder layer",
                  digits: int = 2) -> dict[str, Any]:
     """A matrix for the pages' heatmap drawing (``Lens.drawHeatmap``)."""
@@ -205,6 +205,20 @@ def grid_sections(output: GridOutput) -> list[dict[str, Any]]:
                          "heatmaps": [heatmap_spec(example.matrix(), rows, columns, "Log-probability of the target")],
                          "tables": [asdict(tokens)]})
     return sections
+
+
+def trace_sections(trace: TraceOutput) -> list[dict[str, Any]]:
+    """A causal trace as a heatmap: encoder layers x positions (or one column when every position was
+    restored at once)."""
+    layers = list(range(len(trace.restored)))
+    values = [row if isinstance(row, list) else [row] for row in trace.restored]
+    columns = trace.tokens if values and len(values[0]) == len(trace.tokens) else ["all positions"]
+    caption = (f"Probability of the answer {trace.answer!r} when the clean state of an encoder layer (rows; window "
+               f"{trace.window}) at one position (columns) is restored in the corrupted run ({trace.corruption}). "
+               f"Clean run: {trace.clean_prob:.3g}; corrupted run: {trace.corrupt_prob:.3g}.")
+    return [{"title": trace.input, "caption": caption,
+             "heatmaps": [heatmap_spec(values, layers, columns, "Restored probability", "", "encoder layer",
+                                       "position", 3)]}]
 
 
 def write_lens_output_html(output: LensOutput, target: Path) -> Path:

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from rich.console import Console
 from rich.table import Table
 
-from decoderlens.results import GridOutput, LensOutput, ScoreOutput
+from decoderlens.results import GridOutput, LensOutput, ScoreOutput, TraceOutput
 
 OutputFormat = Literal["table", "json", "csv"]
 Column = tuple[str, list[str]]
@@ -107,6 +107,17 @@ def grid_tables(output: GridOutput, width: int = 80) -> list[Table]:
     return tables
 
 
+def trace_tables(trace: TraceOutput, width: int = 80) -> list[Table]:
+    """Encoder layers (rows) x positions (columns) of restored probability."""
+    values = [row if isinstance(row, list) else [row] for row in trace.restored]
+    columns = trace.tokens if values and len(values[0]) == len(trace.tokens) else ["all positions"]
+    fixed = [("layer", [str(layer) for layer in range(len(values))])]
+    cells = [(str(name), [f"{row[i]:.3f}" for row in values]) for i, name in enumerate(columns)]
+    caption = (f"p({trace.answer}): clean {trace.clean_prob:.3g}, corrupted {trace.corrupt_prob:.3g} "
+               f"({trace.corruption}); cells: restored")
+    return fitted_tables(f"causal trace of {trace.input}", fixed, cells, width, caption)
+
+
 def to_csv(records: list[dict[str, object]]) -> str:
     """Records as CSV text (lists are joined with spaces)."""
     if not records:
@@ -134,15 +145,22 @@ def to_json_text(data: Any, indent: int = 2) -> str:
     return dump(data, 0)
 
 
-def render(output: LensOutput | ScoreOutput | GridOutput, fmt: OutputFormat,
+def render(output: LensOutput | ScoreOutput | GridOutput | TraceOutput, fmt: OutputFormat,
            console: Console | None = None) -> str | None:
     """JSON/CSV text for ``fmt`` json/csv; for ``table``, prints to ``console`` and returns ``None``."""
     if fmt == "json":
         return to_json_text(output.to_dict())
     if fmt == "csv":
+        if isinstance(output, TraceOutput):
+            rows = [row if isinstance(row, list) else [row] for row in output.restored]
+            return to_csv([{"layer": layer, "position": p, "token": token, "restored": value}
+                           for layer, row in enumerate(rows)
+                           for p, (token, value) in enumerate(zip(output.tokens, row, strict=False))])
         return to_csv(output.to_records())
     console = console or Console()
-    if isinstance(output, LensOutput):
+    if isinstance(output, TraceOutput):
+        tables = trace_tables(output, console.width)
+    elif isinstance(output, LensOutput):
         tables = readout_tables(output)
     elif isinstance(output, GridOutput):
         tables = grid_tables(output, console.width)

@@ -1,0 +1,73 @@
+"""``decoderlens trace``: causal tracing in the encoder, which layer and position decide the answer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from decoderlens.cli import common
+from decoderlens.errors import InputError
+from decoderlens.settings import GenerationSettings, RuntimeSettings
+
+
+def parse_span(text: str) -> tuple[float, float]:
+    """``START:END`` (token positions, or seconds for speech models)."""
+    try:
+        start, end = (float(part) for part in text.split(":"))
+    except ValueError:
+        raise InputError(f"--corrupt takes START:END (token positions, or seconds for speech), got {text!r}") from None
+    return start, end
+
+
+@common.settings_options(GenerationSettings, RuntimeSettings,
+                         skip=("layers", "num_beams", "top_length_cap", "final_norm", "truncation", "batch_size"))
+def trace_command(
+    model: common.ModelArg,
+    source: Annotated[str, typer.Argument(help="Input text (or an audio file for speech models).")],
+    answer: Annotated[str | None, typer.Option("--answer", help="Answer whose probability is traced (default: the "
+                                               "model's greedy output for the input).", show_default=False)] = None,
+    corrupt: Annotated[str | None, typer.Option("--corrupt", metavar="START:END", help="Span to corrupt with noise: "
+                                                "token positions, or seconds for speech (default: all).",
+                                                show_default=False)] = None,
+    corrupt_with: Annotated[str | None, typer.Option("--corrupt-with", help="Corrupt by running this input of the "
+                                                     "same length instead.", show_default=False)] = None,
+    restore_all: Annotated[bool, typer.Option("--restore-all", help="Restore every position of a layer at once "
+                                              "(one value per layer).")] = False,
+    window: Annotated[int, typer.Option("--window", help="Layers restored together, from each layer up.")] = 1,
+    samples: Annotated[int, typer.Option("--samples", help="Noise draws averaged.")] = 10,
+    noise_scale: Annotated[float, typer.Option("--noise-scale", help="Noise standard deviation in units of the "
+                                               "embeddings' (or features').")] = 3.0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the noise.")] = 0,
+    fmt: common.FormatOpt = common.FormatChoice.table,
+    output: common.OutputOpt = None,
+    html: Annotated[Path | None, typer.Option("--html", help="Also write the heatmap to this HTML file.",
+                                              show_default=False)] = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Also draw the heatmap to this PNG, SVG or PDF file.",
+                                              show_default=False)] = None,
+    *,
+    given: dict[str, Any],
+) -> None:
+    """Corrupt the input, restore single clean encoder states (layer x position) and measure how much of the
+    answer's probability comes back."""
+    with common.friendly_errors():
+        generation, runtime = common.settings_of(GenerationSettings, given), common.settings_of(RuntimeSettings, given)
+        if corrupt is not None and corrupt_with is not None:
+            raise InputError("give --corrupt or --corrupt-with, not both")
+        span = parse_span(corrupt) if corrupt is not None else None
+        lens = common.load_lens(model, runtime)
+        result = lens.trace(source, answer, corrupt_with if corrupt_with is not None else span, window=window,
+                            restore_all=restore_all, samples=samples, noise_scale=noise_scale, seed=seed,
+                            max_rows=runtime.max_rows, max_new_tokens=generation.max_new_tokens,
+                            tgt_lang=generation.tgt_lang, language=generation.language, task=generation.task)
+        if html is not None:
+            from decoderlens.presentation.report import trace_sections, write_analysis_html
+
+            write_analysis_html(f"DecoderLens causal trace: {result.input}", f"answer {result.answer!r}",
+                                trace_sections(result), html)
+        if plot is not None:
+            from decoderlens.presentation.plots import plot_trace
+
+            plot_trace(result, plot)
+        common.show_result(result, fmt, output)
