@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +69,15 @@ class StackedRows:
                            None if self.input_ids is None else take(self.input_ids))
 
 
+def _encoder_width(config: Any) -> int:
+    inner = getattr(config, "encoder", None) or config
+    for name in ("d_model", "hidden_size"):
+        value = getattr(inner, name, None)
+        if isinstance(value, int):
+            return value
+    raise ValueError("cannot tell the encoder's width from its config")
+
+
 def _get_path(root: torch.nn.Module, path: str) -> Any:
     obj: Any = root
     for part in path.split("."):
@@ -91,6 +100,11 @@ class ModelAdapter:
     def num_layers(self) -> int:
         """Number of encoder blocks L (readable layers are 0..L)."""
         return len(self.blocks)
+
+    @property
+    def encoder_width(self) -> int:
+        """The width of the encoder's states (what translators map)."""
+        return _encoder_width(self.model.config)
 
     @property
     def blocks(self) -> torch.nn.ModuleList:
@@ -154,11 +168,16 @@ class ModelAdapter:
         return norm(state) if final_norm == "auto" and norm is not None else state
 
     def stack(self, encoded: EncodedBatch, layers: list[int], final_norm: FinalNorm = "auto",
-              device: torch.device | None = None) -> StackedRows:
+              device: torch.device | None = None,
+              translate: Callable[[int, torch.Tensor], torch.Tensor] | None = None) -> StackedRows:
         """Layer-major stacking: row ``i * B + b`` is example ``b`` read from ``layers[i]``; masks and source ids
-        repeat (never ``repeat_interleave``)."""
-        states = torch.cat([self.layer_state(encoded, layer, final_norm).to(device or encoded.final_output.device)
-                            for layer in layers])
+        repeat (never ``repeat_interleave``). ``translate`` maps a layer's state before the decoder reads it (the
+        tuned lens; never the top layer)."""
+        parts = []
+        for layer in layers:
+            state = self.layer_state(encoded, layer, final_norm).to(device or encoded.final_output.device)
+            parts.append(translate(layer, state) if translate is not None and layer < self.num_layers else state)
+        states = torch.cat(parts)
         mask = None if encoded.attention_mask is None else encoded.attention_mask.repeat(len(layers), 1)
         ids = None if encoded.input_ids is None else encoded.input_ids.repeat(len(layers), 1)
         return StackedRows(states, mask, ids)

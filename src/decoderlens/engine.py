@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
@@ -36,6 +39,7 @@ from decoderlens.settings import GENERATION_DEFAULTS as GEN
 from decoderlens.settings import RUNTIME_DEFAULTS as RUN
 from decoderlens.settings import FinalNorm, GenerationSettings, RuntimeSettings
 from decoderlens.trace import Tracer, embedding_noise, feature_noise, variants
+from decoderlens.tuned.translators import Translators, model_fingerprint
 
 CAP_MARGIN = 16
 """Extra new tokens allowed beyond ``top_length_cap`` times the length of an example's top-layer output."""
@@ -50,6 +54,8 @@ class Readings:
     readouts: LensOutput
     scores: ScoreOutput | None = None
     grids: GridOutput | None = None
+    raw: LensOutput | None = None
+    """The raw lens's readouts beside tuned ones (``raw_too``)."""
 
 
 class DecoderLens:
@@ -63,20 +69,64 @@ class DecoderLens:
         self.tokenizer = get_tokenizer(processor)
         self.name = name or str(getattr(model.config, "_name_or_path", "") or type(model).__name__)
         self._prepare = InputPreparer(self.adapter.spec, processor, model.config)
+        self.translators: Translators | None = None
+        """Tuned-lens translators applied to every layer below the top (``use_translators``)."""
 
     @classmethod
     def from_pretrained(
         cls, name_or_path: str, *, device: str = RUN.device, dtype: str = RUN.dtype,
-        device_map: str | dict[str, Any] | None = RUN.device_map, **kwargs: Any,
+        device_map: str | dict[str, Any] | None = RUN.device_map, translators: str | Path | None = None,
+        force: bool = False, **kwargs: Any,
     ) -> DecoderLens:
         """Load a Hub model or local folder; unsupported models are refused before weights download.
 
         ``dtype``: auto (bfloat16 on GPUs that support it, else float32), float32, bfloat16 or float16;
         ``device_map="auto"`` spreads a model too large for one GPU over several (see accelerate).
+        ``translators`` (a folder or Hub id from ``decoderlens tune``) reads every layer below the top through
+        trained translators (see ``use_translators``).
         """
         model, processor = load_model_and_processor(name_or_path, device=device, dtype=dtype,
                                                      device_map=device_map, **kwargs)
-        return cls(model, processor, name=name_or_path)
+        lens = cls(model, processor, name=name_or_path)
+        if translators is not None:
+            lens.use_translators(translators, force=force)
+        return lens
+
+    def use_translators(self, translators: str | Path | Translators | None, force: bool = False) -> DecoderLens:
+        """Read every layer below the top through trained translators (a folder, Hub id or object; ``None``:
+        the raw lens again). Translators made for another model are refused: a different shape always, a
+        different model hash unless ``force`` (then with a warning)."""
+        if translators is None or isinstance(translators, Translators):
+            loaded = translators
+        else:
+            loaded = Translators.from_pretrained(str(translators))
+        if loaded is not None:
+            width = self.adapter.encoder_width
+            if loaded.num_layers != self.num_layers or loaded.d_model != width:
+                raise InputError(f"these translators are for an encoder of {loaded.num_layers} layers of width "
+                                 f"{loaded.d_model}, this one has {self.num_layers} of width {width}: train "
+                                 "translators for this model (decoderlens tune)")
+            expected = loaded.info.get("model_hash")
+            actual = model_fingerprint(self.model, self.adapter.encoder)
+            if expected != actual:
+                message = (f"these translators were trained for another model ({loaded.info.get('model')}, hash "
+                           f"{expected}; this one is {actual})")
+                if not force:
+                    raise InputError(message + ": train translators for this model, or pass force=True (--force)")
+                warnings.warn(message + "; used anyway (force)", stacklevel=2)
+            loaded.to(self.device)
+        self.translators = loaded
+        return self
+
+    @property
+    def lens_kind(self) -> str:
+        """``raw``, or ``tuned:<hash>`` naming the translators (recorded in results and evaluation folders)."""
+        if self.translators is None:
+            return "raw"
+        return f"tuned:{self.translators.info.get('fingerprint', '?')}"
+
+    def _translate(self) -> Callable[[int, torch.Tensor], torch.Tensor] | None:
+        return None if self.translators is None else self.translators
 
     @property
     def num_layers(self) -> int:
@@ -209,7 +259,7 @@ class DecoderLens:
                      plan: DecodingPlan, generation: GenerationSettings) -> LensOutput:
         examples = [ExampleReadouts(describe(item, i), per_example[i]) for i, item in enumerate(items)]
         settings = {**asdict(generation), "layers": chosen, "max_new_tokens": plan.max_new_tokens,
-                    "top_length_cap": generation.top_length_cap or None, "prompt": plan.prompt}
+                    "top_length_cap": generation.top_length_cap or None, "prompt": plan.prompt, "lens": self.lens_kind}
         return LensOutput(self.name, self.num_layers, examples, settings)
 
     def _cap(self, plan: DecodingPlan, generation: GenerationSettings, layers: list[int]) -> LengthCap | None:
@@ -234,7 +284,7 @@ class DecoderLens:
         order = [top, *[layer for layer in layers if layer != top]] if cap else layers
         anchors = [None if cap is None or layer == top else b for layer in order for b in range(size)]
         limits = RowLimits([plan.max_new_tokens] * len(anchors), anchors, cap)
-        stack = self.adapter.stack(encoded, order, generation.final_norm, self.device)
+        stack = self.adapter.stack(encoded, order, generation.final_norm, self.device, self._translate())
         max_rows = self._rows_per_call(encoded, runtime.max_rows, runtime.max_memory, lambda cost, length, width:
                                        cost.decoding(length, width, plan.max_new_tokens, len(plan.prompt),
                                                      plan.num_beams))
@@ -299,7 +349,7 @@ class DecoderLens:
                       chosen: list[int], generation: GenerationSettings, top_k: int) -> ScoreOutput:
         examples = [ExampleScores(describe(item, i), targets[i], per_example[i]) for i, item in enumerate(items)]
         settings = {"layers": chosen, "final_norm": generation.final_norm, "top_k": top_k,
-                    "tgt_lang": generation.tgt_lang}
+                    "tgt_lang": generation.tgt_lang, "lens": self.lens_kind}
         return ScoreOutput(self.name, self.num_layers, examples, settings)
 
     @staticmethod
@@ -315,25 +365,32 @@ class DecoderLens:
         max_rows = self._rows_per_call(encoded, runtime.max_rows, runtime.max_memory, lambda cost, length, width:
                                        cost.scoring(length, width, labels.shape[1]))
         statistics = token_statistics(self.model, self.adapter, encoded, labels, layers, top_k, max_rows,
-                                      generation.final_norm)
+                                      generation.final_norm, self._translate())
         return layer_scores(self.tokenizer, labels, layers, statistics)
 
     @torch.no_grad()
     def read_all(self, items: list[Any], targets: list[str], generation: GenerationSettings,
-                 runtime: RuntimeSettings, *, score: bool = True, grid: bool = False, top_k: int = 5,
-                 progress: bool = False, **options: Any) -> Readings:
+                 runtime: RuntimeSettings, *, score: bool = True, grid: bool = False, raw_too: bool = False,
+                 top_k: int = 5, progress: bool = False, **options: Any) -> Readings:
         """Readouts and, from the same encoder pass per batch, the teacher-forced scores of ``targets``
-        (``score``) and their 2-D lens (``grid``): what ``eval --score --grid`` records."""
+        (``score``), their 2-D lens (``grid``) and, with translators in use, the raw lens's readouts too
+        (``raw_too``): what ``eval --score --grid --lens both`` records."""
         chosen = self.select(generation.layers)
         targets = self._check_targets(items, targets)
         plan = self.plan(generation, **options)
         if grid:
             self.adapter.decoder_layout  # noqa: B018 (refuses unmapped decoders before any work)
 
-        def each(indices: list[int]) -> list[tuple[list[LayerReadout], list[LayerScore], ExampleGrid | None]]:
+        raw_too = raw_too and self.translators is not None
+
+        def each(indices: list[int]) -> list[tuple[Any, ...]]:
             encoded = self.encode([items[i] for i in indices], generation.truncation, runtime.max_memory)
             chunk = [targets[i] for i in indices]
             readouts = self._readout_batch(encoded, chosen, plan, generation, runtime)
+            raw: list[list[LayerReadout] | None] = [None] * len(indices)
+            if raw_too:
+                with self.raw_lens():
+                    raw = list(self._readout_batch(encoded, chosen, plan, generation, runtime))
             scores = self._score_batch(encoded, chunk, chosen, generation, runtime, top_k) if score else [
                 []] * len(indices)
             grids: list[ExampleGrid | None] = [None] * len(indices)
@@ -341,14 +398,28 @@ class DecoderLens:
                 labels = target_labels(self.tokenizer, self.model, chunk, generation.tgt_lang).to(self.device)
                 grids = list(self._grid_batch(encoded, labels, chosen, generation, runtime,
                                               [describe(items[i], i) for i in indices], chunk))
-            return list(zip(readouts, scores, grids, strict=True))
+            return list(zip(readouts, scores, grids, raw, strict=True))
 
         rows = self._each_batch(items, runtime.batch_size, self._rows_per_example(chosen, plan, generation),
                                 runtime.max_rows, progress, each)
+        raw_output = None
+        if raw_too:
+            with self.raw_lens():
+                raw_output = self._lens_output(items, [r[3] for r in rows], chosen, plan, generation)
         return Readings(
             self._lens_output(items, [r[0] for r in rows], chosen, plan, generation),
             self._score_output(items, targets, [r[1] for r in rows], chosen, generation, top_k) if score else None,
-            self._grid_output([r[2] for r in rows], chosen, generation, "given") if grid else None)  # type: ignore[misc]
+            self._grid_output([r[2] for r in rows], chosen, generation, "given") if grid else None,
+            raw_output)
+
+    @contextlib.contextmanager
+    def raw_lens(self) -> Iterator[None]:
+        """Read through the raw lens for a while, whatever translators are in use."""
+        saved, self.translators = self.translators, None
+        try:
+            yield
+        finally:
+            self.translators = saved
 
     # --- the 2-D lens -----------------------------------------------------------------------------
 
@@ -417,13 +488,15 @@ class DecoderLens:
                     targets: list[str]) -> list[ExampleGrid]:
         rows = self._rows_per_call(encoded, runtime.max_rows, runtime.max_memory, lambda cost, length, width:
                                    cost.scoring(length, width, labels.shape[1]))
-        statistics = grid_statistics(self.model, self.adapter, encoded, labels, layers, rows, generation.final_norm)
+        statistics = grid_statistics(self.model, self.adapter, encoded, labels, layers, rows, generation.final_norm,
+                                     self._translate())
         return example_grids(self.tokenizer, labels, layers, inputs, targets, statistics)
 
     def _grid_output(self, examples: list[ExampleGrid], layers: list[int], generation: GenerationSettings,
                      targets: str) -> GridOutput:
         settings = {"layers": layers, "final_norm": generation.final_norm, "tgt_lang": generation.tgt_lang,
-                    "language": generation.language, "task": generation.task, "targets": targets}
+                    "language": generation.language, "task": generation.task, "targets": targets,
+                    "lens": self.lens_kind}
         return GridOutput(self.name, self.num_layers, self.adapter.num_decoder_layers, examples, settings)
 
 

@@ -4,6 +4,7 @@ and output head, a logit lens inside the decoder)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -19,12 +20,12 @@ from decoderlens.settings import FinalNorm
 @torch.no_grad()
 def grid_statistics(
     model: PreTrainedModel, adapter: ModelAdapter, encoded: EncodedBatch, labels: torch.Tensor, layers: list[int],
-    max_rows: int, final_norm: FinalNorm = "auto",
+    max_rows: int, final_norm: FinalNorm = "auto", translate: Callable[[int, torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Target log-probs, ranks and top-1 token ids, each shaped (encoder layers, batch, decoder layers, length)."""
     decoder_in = decoder_inputs(model, labels)
     safe = labels.clamp(min=0)
-    stack = adapter.stack(encoded, layers, final_norm, labels.device)
+    stack = adapter.stack(encoded, layers, final_norm, labels.device, translate)
     depth = adapter.num_decoder_layers
     decoder_rows, target_rows = decoder_in.repeat(len(layers), 1), safe.repeat(len(layers), 1)
     parts: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -43,6 +43,7 @@ def decoder_inputs(model: PreTrainedModel, labels: torch.Tensor) -> torch.Tensor
 def token_statistics(
     model: PreTrainedModel, adapter: ModelAdapter, encoded: EncodedBatch, labels: torch.Tensor, layers: list[int],
     top_k: int, max_rows: int, final_norm: FinalNorm = "auto",
+    translate: Callable[[int, torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, ...]:
     """Teacher-forced statistics of every target token at every layer, each shaped (layers, batch, length):
     log-prob, rank and entropy, then the top-k log-probs and token ids (with a trailing k dimension).
@@ -51,7 +52,7 @@ def token_statistics(
     """
     decoder_in = decoder_inputs(model, labels)
     safe = labels.clamp(min=0)
-    stack = adapter.stack(encoded, layers, final_norm, labels.device)
+    stack = adapter.stack(encoded, layers, final_norm, labels.device, translate)
     decoder_rows, target_rows = decoder_in.repeat(len(layers), 1), safe.repeat(len(layers), 1)
     parts: list[tuple[torch.Tensor, ...]] = []
     for rows in row_slices(len(stack), max_rows):

@@ -89,6 +89,9 @@ class GenerationSettings:
         "length; 0 switches it off."))
     truncation: bool = field(default=False, metadata=_help(
         "Cut over-long text inputs to the model's limit instead of refusing them."))
+    translators: str | None = field(default=None, metadata=_help(
+        "Read layers below the top through trained translators (a folder or Hub id from decoderlens tune).", str,
+        "DIR"))
 
     def validate(self) -> GenerationSettings:
         """Raise ``InputError`` naming the setting and its option for any value that cannot work."""

@@ -147,10 +147,10 @@ def quiet_transformers() -> None:
     hf_logging.disable_progress_bar()
 
 
-def load_lens(model: str, runtime: RuntimeSettings) -> Any:
-    """Load a ``DecoderLens`` (imported here so that ``--help`` stays fast)."""
+def load_lens(model: str, runtime: RuntimeSettings, translators: str | None = None, force: bool = False) -> Any:
+    """Load a ``DecoderLens`` (imported here so that ``--help`` stays fast), with its translators if given."""
     from decoderlens.engine import DecoderLens
 
     quiet_transformers()
     return DecoderLens.from_pretrained(model, device=runtime.device, dtype=runtime.dtype,
-                                       device_map=runtime.device_map)
+                                       device_map=runtime.device_map, translators=translators, force=force)

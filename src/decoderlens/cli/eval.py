@@ -44,6 +44,11 @@ def eval_command(
                                                "(teacher-forced log-probs).", show_default=False)] = None,
     grid: Annotated[bool | None, typer.Option("--grid/--no-grid", help="Also record the 2-D lens of the reference "
                                               "(every encoder layer x decoder layer).", show_default=False)] = None,
+    lens: Annotated[str | None, _opt("--lens", "raw, tuned (with --translators) or both: raw and tuned readouts "
+                                     "from one encoder pass [default: tuned with --translators, else raw].",
+                                     "raw|tuned|both")] = None,
+    force: Annotated[bool | None, typer.Option("--force", help="Use translators trained for another model (same "
+                                               "shape) anyway, with a warning.", show_default=False)] = None,
     on_error: Annotated[str | None, _opt("--on-error", "skip (and report) or fail on malformed rows [default: "
                                          "skip].", "skip|fail")] = None,
     chunk_size: Annotated[int | None, _opt("--chunk-size", "Examples decoded between two writes to disk "
@@ -61,8 +66,8 @@ def eval_command(
         options = read_recipe(recipe) if recipe is not None else {}
         named = {"model": model, "path": data, "preset": preset, "metrics": metric or None, "normalize": normalize,
                  "input_field": input_field, "target_field": target_field, "id_field": id_field, "config": config,
-                 "split": split, "template": template, "limit": limit, "score": score, "grid": grid,
-                 "on_error": on_error, "chunk_size": chunk_size}
+                 "split": split, "template": template, "limit": limit, "score": score, "grid": grid, "lens": lens,
+                 "force": force, "on_error": on_error, "chunk_size": chunk_size}
         options.update({**{k: v for k, v in named.items() if v is not None}, **given})
         settings = settings_from(options).validate()
         try:

@@ -19,6 +19,8 @@ def grid_command(
                                                  show_default=False)] = None,
     fmt: common.FormatOpt = common.FormatChoice.table,
     output: common.OutputOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="Use translators trained for another model (same shape) "
+                                        "anyway, with a warning.")] = False,
     html: Annotated[Path | None, typer.Option("--html", help="Also write the heatmaps to this HTML file.",
                                               show_default=False)] = None,
     *,
@@ -28,7 +30,7 @@ def grid_command(
     decoder for layers below the top)."""
     with common.friendly_errors():
         generation, runtime = common.settings_of(GenerationSettings, given), common.settings_of(RuntimeSettings, given)
-        lens = common.load_lens(model, runtime)
+        lens = common.load_lens(model, runtime, generation.translators, force)
         result = lens.grid_items([source], None if target is None else [target], generation, runtime)
         if html is not None:
             from decoderlens.presentation.report import display_name, grid_sections, write_analysis_html

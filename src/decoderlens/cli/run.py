@@ -57,6 +57,8 @@ def run(
                                                      help="Image file (repeat the flag for each).")] = None,
     fmt: FormatOpt = FormatChoice.table,
     output: OutputOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="Use translators trained for another model (same shape) "
+                                        "anyway, with a warning.")] = False,
     html: Annotated[Path | None, typer.Option("--html", help="Also write an HTML view to this file.",
                                               show_default=False)] = None,
     *,
@@ -67,7 +69,7 @@ def run(
         generation, runtime = settings_of(GenerationSettings, given), settings_of(RuntimeSettings, given)
         if not (inputs or audio or image):
             raise InputError("give at least one input (text, or --audio / --image files)")
-        lens = load_lens(model, runtime)
+        lens = load_lens(model, runtime, generation.translators, force)
         items = collect_inputs(lens, inputs or [], audio or [], image or [])
         result = lens.read(items, generation, runtime, progress=len(items) > 8)
         if html is not None:

@@ -43,6 +43,8 @@ def score(
     top_k: Annotated[int, typer.Option("--top-k", help="Most likely tokens listed per position.")] = 5,
     fmt: common.FormatOpt = common.FormatChoice.table,
     output: common.OutputOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="Use translators trained for another model (same shape) "
+                                        "anyway, with a warning.")] = False,
     *,
     given: dict[str, Any],
 ) -> None:
@@ -58,5 +60,5 @@ def score(
             raise InputError("give SOURCE and TARGET, or --pairs FILE")
         if not inputs:
             raise InputError(f"{pairs} holds no pairs")
-        lens = common.load_lens(model, runtime)
+        lens = common.load_lens(model, runtime, generation.translators, force)
         common.show_result(lens.score_items(inputs, targets, generation, runtime, top_k), fmt, output)

@@ -22,7 +22,8 @@ def parse_span(text: str) -> tuple[float, float]:
 
 
 @common.settings_options(GenerationSettings, RuntimeSettings,
-                         skip=("layers", "num_beams", "top_length_cap", "final_norm", "truncation", "batch_size"))
+                         skip=("layers", "num_beams", "top_length_cap", "final_norm", "truncation", "batch_size",
+                               "translators"))
 def trace_command(
     model: common.ModelArg,
     source: Annotated[str, typer.Argument(help="Input text (or an audio file for speech models).")],

@@ -6,6 +6,7 @@ skipped; it never stops the other rows from being read.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -221,8 +222,9 @@ def _hub_records(source: DataSource) -> Iterator[Record]:
         yield f"row {index}", dict(record), ""
 
 
-def load_rows(source: DataSource) -> LoadedData:
-    """Read every row; malformed ones are listed in ``problems`` with their location, never dropped silently."""
+def load_rows(source: DataSource, references: bool = True) -> LoadedData:
+    """Read every row; malformed ones are listed in ``problems`` with their location, never dropped silently.
+    ``references=False``: rows without a reference are kept (with an empty one)."""
     rows: list[EvalRow] = []
     problems: list[str] = []
     audio_folder = is_audio_folder(Path(source.path))
@@ -235,12 +237,19 @@ def load_rows(source: DataSource) -> LoadedData:
             problems.append(f"{where}: {error}")
             continue
         input_field = input_field or _guess(record, INPUT_FIELDS, "input")
-        target_field = target_field or _guess(record, TARGET_FIELDS, "target", taken=input_field)
+        if target_field is None and references:
+            target_field = _guess(record, TARGET_FIELDS, "target", taken=input_field)
+        elif target_field is None:
+            with contextlib.suppress(InputError):
+                target_field = _guess(record, TARGET_FIELDS, "target", taken=input_field)
         try:
-            value, reference = _get(record, input_field), _get(record, target_field)
+            value = _get(record, input_field)
+            reference = _get(record, target_field) if target_field else ""
         except KeyError as err:
-            problems.append(f"{where}: missing field {err.args[0]!r}")
-            continue
+            if references or err.args[0] == input_field:
+                problems.append(f"{where}: missing field {err.args[0]!r}")
+                continue
+            reference = ""
         if isinstance(value, dict) and "array" in value:  # a datasets Audio column
             value = (value["array"], int(value["sampling_rate"]))
         if isinstance(reference, list):
@@ -248,7 +257,7 @@ def load_rows(source: DataSource) -> LoadedData:
         if value is None or (isinstance(value, str) and not value.strip()):
             problems.append(f"{where}: empty input")
             continue
-        if reference is None or not str(reference).strip():
+        if references and (reference is None or not str(reference).strip()):
             problems.append(f"{where}: empty reference")
             continue
         if isinstance(value, str) and source.template and not audio_folder:

@@ -55,6 +55,8 @@ class ReadoutRecord:
     """The reference's tokens (``--score``)."""
     token_logprobs: list[float] | None = None
     """Log-probability of each reference token (``--score``)."""
+    lens: str | None = None
+    """``raw`` for the raw lens's readouts beside tuned ones (``--lens both``); unset otherwise."""
 
     def to_dict(self) -> dict[str, Any]:
         """The record as stored: fields that are not set are left out."""
@@ -127,6 +129,8 @@ class Summary:
     """Rows that were skipped, with the reason."""
     grid: list[GridCellSummary] = field(default_factory=list)
     """With ``--grid``: every (encoder layer, decoder layer) cell's mean reference log-probability."""
+    raw_layers: list[LayerSummary] = field(default_factory=list)
+    """With ``--lens both``: the raw lens's layers (``layers`` are then the tuned lens's)."""
 
     @property
     def metric_names(self) -> list[str]:
@@ -150,16 +154,21 @@ class Summary:
         metrics = {k: MetricInfo(**v) for k, v in data["metrics"].items()}
         grid = [GridCellSummary(c["encoder_layer"], c["decoder_layer"], Estimate(**c["logprob"]))
                 for c in data.get("grid", [])]
+        raw = [LayerSummary(e["layer"], e["n"], {k: Estimate(**v) for k, v in e["metrics"].items()})
+               for e in data.get("raw_layers", [])]
         return cls(data["model"], data["num_encoder_layers"], data["settings"], data["preset"], data["normalize"],
                    metrics, layers, data.get("confidence", 0.95), data.get("bootstrap_resamples", 1000),
-                   list(data.get("skipped", [])), grid)
+                   list(data.get("skipped", [])), grid, raw)
 
     def to_csv(self) -> str:
-        """Long format: layer, metric, value, low, high, n."""
-        lines = ["layer,metric,value,low,high,n"]
-        for entry in self.layers:
-            for name, est in entry.metrics.items():
-                lines.append(f"{entry.layer},{name},{est.value:.6g},{est.low:.6g},{est.high:.6g},{est.n}")
+        """Long format: layer, metric, value, low, high, n (and the lens, when raw and tuned are both there)."""
+        both = bool(self.raw_layers)
+        lines = ["layer,metric,value,low,high,n" + (",lens" if both else "")]
+        for lens, entries in (("tuned", self.layers), ("raw", self.raw_layers)):
+            for entry in entries:
+                for name, est in entry.metrics.items():
+                    lines.append(f"{entry.layer},{name},{est.value:.6g},{est.low:.6g},{est.high:.6g},{est.n}"
+                                 + (f",{lens}" if both else ""))
         return "\n".join(lines) + "\n"
 
 
@@ -178,7 +187,8 @@ def complete_examples(records: list[ReadoutRecord], layers: list[int]) -> list[R
     """The records of examples that have every layer in ``layers`` (an interrupted chunk leaves partial ones)."""
     by_id: dict[str, set[int]] = defaultdict(set)
     for record in records:
-        by_id[record.id].add(record.layer)
+        if record.lens is None:
+            by_id[record.id].add(record.layer)
     wanted = set(layers)
     return [r for r in records if by_id[r.id] >= wanted]
 

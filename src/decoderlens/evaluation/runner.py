@@ -27,7 +27,7 @@ from decoderlens.evaluation.folder import (
 )
 from decoderlens.evaluation.metrics import Metric
 from decoderlens.evaluation.settings import EvalSettings
-from decoderlens.evaluation.statistics import AGREEMENT, layer_statistics
+from decoderlens.evaluation.statistics import AGREEMENT, LayerStatistics, layer_statistics
 from decoderlens.inputs import describe
 
 
@@ -47,7 +47,7 @@ def _records_for(lens: Any, rows: list[EvalRow], settings: EvalSettings) -> Chun
     """Read out (and with ``score``/``grid``, score) one chunk of rows from one encoder pass per batch."""
     items = [row.input for row in rows]
     readings = lens.read_all(items, [row.reference for row in rows], settings.generation, settings.runtime,
-                             score=settings.score, grid=settings.grid)
+                             score=settings.score, grid=settings.grid, raw_too=settings.lens_mode == "both")
     grids = [GridRecord(row.id, sorted({c.encoder_layer for c in example.cells}), example.matrix())
              for row, example in zip(rows, readings.grids or [], strict=False)]
     out = readings.readouts
@@ -62,6 +62,9 @@ def _records_for(lens: Any, rows: list[EvalRow], settings: EvalSettings) -> Chun
                 record.target_tokens = [t.token for t in layer_score.tokens]
                 record.token_logprobs = [round(t.logprob, 4) for t in layer_score.tokens]
             records.append(record)
+    for row, example in zip(rows, readings.raw or [], strict=False):  # the raw lens beside the tuned one
+        records += [ReadoutRecord(row.id, r.layer, describe(row.input, row.id), r.text, row.reference, lens="raw")
+                    for r in example.readouts if r.layer < lens.num_layers]
     return records, grids
 
 
@@ -90,16 +93,26 @@ def summarize(records: list[ReadoutRecord], settings: EvalSettings, num_layers: 
               identity: dict[str, Any] | None = None) -> Summary:
     """Per layer and metric: value with a 95% bootstrap interval, from the readout records."""
     chosen, normalize_name = settings.metric_objects()
-    metrics, per_layer = layer_statistics(records, chosen, normalize_name, num_layers, settings.score)
+    main = [r for r in records if r.lens is None]
+    raw = [r for r in records if r.lens == "raw"]
+    metrics, per_layer = layer_statistics(main, chosen, normalize_name, num_layers, settings.score)
     info = {m.name: MetricInfo(m.description, m.signature, m.higher_is_better, _bounds(m)) for m in metrics}
     if AGREEMENT in info:
         info[AGREEMENT].signature = f"norm:{normalize_name}"
-    layers = [LayerSummary(entry.layer, len(entry.ids),
-                           {m.name: bootstrap(entry.stats[m.name], m.score, settings.bootstrap_resamples)
-                            for m in metrics})
-              for entry in per_layer]
-    return Summary(settings.model, num_layers, identity or {}, settings.preset, normalize_name, info, layers,
-                   0.95, settings.bootstrap_resamples)
+
+    def summaries(entries: list[LayerStatistics], measured: list[Metric]) -> list[LayerSummary]:
+        return [LayerSummary(entry.layer, len(entry.ids),
+                             {m.name: bootstrap(entry.stats[m.name], m.score, settings.bootstrap_resamples)
+                              for m in measured})
+                for entry in entries]
+
+    summary = Summary(settings.model, num_layers, identity or {}, settings.preset, normalize_name, info,
+                      summaries(per_layer, metrics), 0.95, settings.bootstrap_resamples)
+    if raw:  # the raw lens's curve ends in the same top layer
+        top = [r for r in main if r.layer == num_layers]
+        raw_metrics, raw_layers = layer_statistics(raw + top, chosen, normalize_name, num_layers, False)
+        summary.raw_layers = summaries(raw_layers, raw_metrics)
+    return summary
 
 
 def summarize_grid(records: list[GridRecord], resamples: int) -> list[GridCellSummary]:
@@ -158,9 +171,12 @@ def evaluate(settings: EvalSettings, out_dir: Path, lens: Any = None, progress: 
         device = proc.device if proc.world > 1 and runtime.device == "auto" else runtime.device
         lens = DecoderLens.from_pretrained(settings.model, device=device or "auto", dtype=runtime.dtype,
                                            device_map=runtime.device_map)
+    if settings.lens_mode != "raw" and lens.translators is None:
+        lens.use_translators(settings.generation.translators, force=settings.force)
     layers = sorted(set(lens.select(settings.generation.layers)) | {lens.num_layers})
     settings = replace(settings, generation=replace(settings.generation, layers=layers))
-    identity = settings.identity(layers, lens.plan(settings.generation).max_new_tokens)
+    identity = {**settings.identity(layers, lens.plan(settings.generation).max_new_tokens),
+                "lens": settings.lens_mode if lens.translators is None else f"{settings.lens_mode} {lens.lens_kind}"}
     folder = EvalFolder(out_dir)
     folder.check_settings(identity)
     with folder.writing() if proc.is_main else contextlib.nullcontext():

@@ -31,6 +31,11 @@ class EvalSettings:
     """Also record the teacher-forced log-probability of the reference per layer."""
     grid: bool = False
     """Also record the 2-D lens of the reference (every encoder layer x decoder layer)."""
+    lens: str | None = None
+    """raw, tuned (the translators given in ``generation.translators``) or both (raw and tuned readouts from one
+    encoder pass); default: tuned with translators, else raw."""
+    force: bool = False
+    """Use translators trained for another model of the same shape (with a warning)."""
     generation: GenerationSettings = field(default_factory=GenerationSettings)
     runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
     chunk_size: int = 256
@@ -49,6 +54,11 @@ class EvalSettings:
         self.runtime.validate()
         check_count("chunk_size", self.chunk_size)
         check_choice("on_error", self.on_error, ("skip", "fail"))
+        if self.lens is not None:
+            check_choice("lens", self.lens, ("raw", "tuned", "both"))
+            if self.lens != "raw" and not self.generation.translators:
+                raise InputError(f"lens (--lens) {self.lens} needs translators: give --translators DIR (from "
+                                 "decoderlens tune)")
         check_count("bootstrap_resamples", self.bootstrap_resamples, minimum=0)
         return self
 
@@ -69,7 +79,13 @@ class EvalSettings:
         generation = asdict(self.generation)
         generation.update(layers=layers, max_new_tokens=max_new_tokens,
                           top_length_cap=self.generation.top_length_cap or None)
-        return {"model": self.model, "data": data, **generation, "score": self.score, "grid": self.grid}
+        return {"model": self.model, "data": data, **generation, "score": self.score, "grid": self.grid,
+                "lens": self.lens_mode}
+
+    @property
+    def lens_mode(self) -> str:
+        """raw, tuned or both (the default resolved)."""
+        return self.lens or ("tuned" if self.generation.translators else "raw")
 
 
 _SECTIONS: dict[str, type] = {"data": DataSource, "generation": GenerationSettings, "runtime": RuntimeSettings}

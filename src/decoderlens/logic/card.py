@@ -47,7 +47,7 @@ tokenizer over `<pad> </s> <unk> a b c d e ! & | xor <-> 0 1`. It is an ordinary
   {training.get("learning_rate")}, {training.get("warmup_steps")} warm-up steps, cosine decay to
   {training.get("min_lr_ratio")} of the peak; gradient clipping 1.0;
 - curriculum: {curriculum_text(training)};
-- seed {training.get("seed")}; {float(training.get("minutes", 0.0)):.0f} minutes on 2 CPU cores
+- seed {training.get("seed")}; {float(training.get("minutes", 0.0)):.0f} minutes of training on a CPU (wall clock)
   (`decoderlens logic train`; the run resumes from its checkpoint){averaging_text(training)}.
 {"" if not training.get("notes") else chr(10) + "History: " + str(training["notes"]) + chr(10)}
 ## Results (greedy decoding, {num_examples} held-out test formulas)

@@ -130,15 +130,24 @@ def build_payload(records: list[ReadoutRecord], summary: Summary | None, title: 
     for record in records:
         by_id[record.id].append(record)
     layers = sorted({r.layer for r in records})
-    scores = per_example_scores(records, summary)
+    main = [r for r in records if r.lens is None]
+    scores = per_example_scores(main, summary)
+    tuned = bool(summary and summary.raw_layers)
     examples = []
     for key, rows in by_id.items():
-        rows.sort(key=lambda r: r.layer)
+        rows.sort(key=lambda r: (r.layer, r.lens is None))
         outputs = [r.output for r in rows]
+        own = [r.output for r in rows if r.lens is None]
         example: dict[str, Any] = {"id": key, "input": rows[0].input, "reference": rows[0].reference,
                                    "layers": [r.layer for r in rows], "outputs": outputs,
-                                   "scores": [scores.get((key, r.layer), {}) for r in rows],
-                                   "emergence": token_emergence(outputs)}
+                                   "scores": [scores.get((key, r.layer), {}) if r.lens is None else {} for r in rows],
+                                   "emergence": [{**e, "layer": [r.layer for r in rows if r.lens is None][e["from"]]}
+                                                 for e in token_emergence(own)]}
+        if tuned:
+            top = summary.num_encoder_layers if summary else max(layers)
+            example["labels"] = [f"{r.layer} (top)" if r.layer == top else f"{r.layer} ({r.lens or 'tuned'})"
+                                 for r in rows]
+        rows = [r for r in rows if r.lens is None]
         if rows[0].token_logprobs is not None:
             example["target_tokens"] = rows[0].target_tokens
             example["token_logprobs"] = [r.token_logprobs for r in rows]
@@ -147,8 +156,11 @@ def build_payload(records: list[ReadoutRecord], summary: Summary | None, title: 
         examples.append(example)
     top = summary.num_encoder_layers if summary else (num_layers if num_layers is not None else max(layers, default=0))
     summary_dict = summary.to_dict() if summary else {"layers": [], "metrics": {}, "settings": settings or {}}
+    series = [{"label": "tuned" if tuned else "", "rows": summary_dict["layers"]}]
+    if tuned:
+        series.append({"label": "raw", "rows": summary_dict["raw_layers"], "dashed": True})
     return {"title": title, "version": __version__, "layers": layers, "num_encoder_layers": top,
-            "series": [{"label": "", "rows": summary_dict["layers"]}], "metrics": summary_dict["metrics"],
+            "series": series, "metrics": summary_dict["metrics"],
             "settings": summary_dict["settings"], "tables": [asdict(t) for t in tables or []], "grid": mean_grid,
             "examples": examples}
 

@@ -180,7 +180,7 @@ const Lens = (() => {
     if (example.emergence && example.emergence.length) {
       const chips = el("div", {class: "emergence"}, el("b", {class: "sub"}, "token emergence:"));
       example.emergence.forEach(e => chips.append(el("span", {class: "chip", dir: "auto"}, e.token,
-        el("small", {}, `from layer ${example.layers[e.from]}`))));
+        el("small", {}, `from layer ${e.layer ?? example.layers[e.from]}`))));
       card.append(chips);
     }
     if (example.token_logprobs) card.append(heatmap(example, layerSet));

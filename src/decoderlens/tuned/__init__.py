@@ -1,0 +1,1 @@
+"""Tuned DecoderLens: trained affine translators per encoder layer, and their training."""

@@ -1,0 +1,170 @@
+"""Tuned DecoderLens: translators per encoder layer, their training, saving and use."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import FAMILIES, generation_options, lens_for, sample_inputs
+from decoderlens import DecoderLens, GenerationSettings, InputError, RuntimeSettings
+from decoderlens.evaluation.data import DataSource
+from decoderlens.logic import shipped_model_path
+from decoderlens.logic.data import generate_examples, write_jsonl
+from decoderlens.tuned.training import Tuner, TuneSettings, affine_least_squares
+from decoderlens.tuned.translators import Translators, model_fingerprint
+
+
+def zero_translators(lens: DecoderLens, rank: int | None = None) -> Translators:
+    info = {"model": lens.name, "model_hash": model_fingerprint(lens.model, lens.adapter.encoder)}
+    return Translators(lens.num_layers, lens.adapter.encoder_width, rank, info)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_untrained_translators_are_the_raw_lens(family: str) -> None:
+    lens = lens_for(family)
+    items = sample_inputs(family, count=3)
+    options = generation_options(family)
+    raw = lens.generate(items, max_new_tokens=6, **options)
+    try:
+        lens.use_translators(zero_translators(lens, rank=4 if family == "t5" else None))
+        tuned = lens.generate(items, max_new_tokens=6, **options)
+    finally:
+        lens.use_translators(None)
+    assert [ex.readouts for ex in tuned] == [ex.readouts for ex in raw]
+    assert tuned.settings["lens"].startswith("tuned:") and raw.settings["lens"] == "raw"
+
+
+def test_least_squares_recovers_a_known_affine_map() -> None:
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(500, 8, generator=generator)
+    matrix, bias = torch.randn(8, 8, generator=generator) * 0.3, torch.randn(8, generator=generator)
+    y = x + x @ matrix.T + bias
+    found_matrix, found_bias = affine_least_squares(x, y)
+    assert torch.allclose(found_matrix, matrix, atol=1e-4) and torch.allclose(found_bias, bias, atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def logic_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("tune") / "formulas.jsonl"
+    write_jsonl(generate_examples(360, seed=41, prefix="t-", target="majority"), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def logic_lens() -> DecoderLens:
+    return DecoderLens.from_pretrained(str(shipped_model_path()), device="cpu")
+
+
+def _tuner(lens: DecoderLens, data: Path, **kw: object) -> Tuner:
+    source = DataSource(str(data), input_field="formula")
+    return Tuner(lens, source, TuneSettings(**{"steps": 30, "batch_size": 16, "validation": 60, **kw}),  # type: ignore[arg-type]
+                 GenerationSettings(), RuntimeSettings())
+
+
+def test_kl_training_lowers_every_layers_validation_kl_and_saves(logic_lens: DecoderLens, logic_data: Path,
+                                                                 tmp_path: Path) -> None:
+    translators = _tuner(logic_lens, logic_data).run(tmp_path / "lens", progress=False)
+    info = translators.info
+    assert len(info["val_kl_raw"]) == logic_lens.num_layers == len(info["val_kl_tuned"])
+    assert all(t < r for r, t in zip(info["val_kl_raw"], info["val_kl_tuned"], strict=True))
+    for name in ("translators.safetensors", "config.json", "README.md"):
+        assert (tmp_path / "lens" / name).is_file()
+    config = json.loads((tmp_path / "lens" / "config.json").read_text())
+    assert config["model_hash"] == model_fingerprint(logic_lens.model, logic_lens.adapter.encoder)
+    assert config["objective"] == "kl" and config["steps"] == 30 and not (tmp_path / "lens" / "checkpoint.pt").exists()
+    loaded = Translators.from_pretrained(str(tmp_path / "lens"))
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), translators.state_dict().values(),
+                                                 strict=True))
+    again = _tuner(logic_lens, logic_data).run(tmp_path / "again", progress=False)  # seeded and deterministic
+    assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(), translators.state_dict().values(),
+                                                 strict=True))
+    tuned = DecoderLens.from_pretrained(str(shipped_model_path()), device="cpu", translators=tmp_path / "lens")
+    formulas = ["& a b", "| ! c d", "xor a <-> b c"]
+    raw = logic_lens.generate(formulas)
+    read = tuned.generate(formulas)
+    assert [ex.layer(6) for ex in read] == [ex.layer(6) for ex in raw]  # the top layer is never translated
+    assert [ex.readouts for ex in read] != [ex.readouts for ex in raw]
+
+
+def test_lstsq_and_the_control(logic_lens: DecoderLens, logic_data: Path, tmp_path: Path) -> None:
+    fitted = _tuner(logic_lens, logic_data, objective="lstsq").run(tmp_path / "ls", progress=False)
+    assert fitted.info["steps"] == 0 and fitted.info["val_kl_tuned"][0] < fitted.info["val_kl_raw"][0]
+    control = _tuner(logic_lens, logic_data, control=True).run(tmp_path / "control", progress=False)
+    assert control.info["control"] is True
+
+
+def test_resume_from_a_checkpoint(logic_lens: DecoderLens, logic_data: Path, tmp_path: Path,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    whole = _tuner(logic_lens, logic_data, steps=12, checkpoint_every=6).run(tmp_path / "whole", progress=False)
+    part = _tuner(logic_lens, logic_data, steps=12, checkpoint_every=6)
+    original, calls = part.layer_losses, []
+
+    def interrupted(batch: object, translate: bool) -> torch.Tensor:
+        calls.append(translate)
+        if translate and len(calls) > 4 + 7:  # 4 validation batches, then 7 training steps: stop in the 7th
+            raise KeyboardInterrupt
+        return original(batch, translate)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(part, "layer_losses", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        part.run(tmp_path / "part", progress=False)
+    assert torch.load(tmp_path / "part" / "checkpoint.pt", weights_only=False)["step"] == 6
+    resumed = _tuner(logic_lens, logic_data, steps=12, checkpoint_every=6).run(tmp_path / "part", progress=False)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(resumed.state_dict().values(),
+                                                               whole.state_dict().values(), strict=True))
+
+
+def test_translators_for_another_model_are_refused(tmp_path: Path) -> None:
+    lens = lens_for("bart")
+    foreign = zero_translators(lens_for("mbart"))
+    with pytest.raises(InputError, match="trained for another model"):
+        lens.use_translators(foreign)
+    with pytest.warns(UserWarning, match="used anyway"):
+        lens.use_translators(foreign, force=True)
+    lens.use_translators(None)
+    wrong_shape = Translators(lens.num_layers + 1, lens.adapter.encoder_width, info={"model_hash": "x"})
+    with pytest.raises(InputError, match="encoder of 4 layers"):
+        lens.use_translators(wrong_shape, force=True)
+    with pytest.raises(InputError, match="holds no translators"):
+        lens.use_translators(tmp_path)
+
+
+def test_objective_reference_needs_references(logic_lens: DecoderLens, tmp_path: Path) -> None:
+    data = tmp_path / "inputs.jsonl"
+    data.write_text("".join(json.dumps({"formula": f}) + "\n" for f in ["& a b", "| c d", "! e"] * 5))
+    with pytest.raises(InputError, match="target"):
+        Tuner(logic_lens, DataSource(str(data), input_field="formula"), TuneSettings(objective="reference"),
+              GenerationSettings(), RuntimeSettings())
+    Tuner(logic_lens, DataSource(str(data), input_field="formula"), TuneSettings(validation=3), GenerationSettings(),
+          RuntimeSettings())  # kl needs none
+
+
+def test_eval_with_raw_and_tuned_lenses(logic_lens: DecoderLens, logic_data: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from decoderlens.cli.app import app
+
+    runner = CliRunner()
+    model = str(shipped_model_path())
+    tuned = runner.invoke(app, ["tune", model, str(logic_data), "--input-field", "formula", "--out",
+                                str(tmp_path / "lens"), "--steps", "5", "--validation", "40"])
+    assert tuned.exit_code == 0, tuned.stderr
+    assert "validation KL" in tuned.stderr
+    result = runner.invoke(app, ["eval", model, str(logic_data), "--input-field", "formula", "--target-field",
+                                 "target", "--preset", "logic", "--limit", "24", "--translators",
+                                 str(tmp_path / "lens"), "--lens", "both", "--out", str(tmp_path / "both")])
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads((tmp_path / "both" / "summary.json").read_text())
+    assert len(summary["layers"]) == len(summary["raw_layers"]) == 7
+    assert summary["settings"]["lens"].startswith("both tuned:")
+    records = [json.loads(line) for line in (tmp_path / "both" / "readouts.jsonl").read_text().splitlines()]
+    assert sum(r.get("lens") == "raw" for r in records) == 24 * 6 and len(records) == 24 * 13
+    report = runner.invoke(app, ["report", str(tmp_path / "both")])
+    assert report.exit_code == 0 and '"label": "raw"' in (tmp_path / "both" / "report.html").read_text()
+    run = runner.invoke(app, ["run", model, "& a b", "--translators", str(tmp_path / "lens"), "--format", "json"])
+    assert run.exit_code == 0 and json.loads(run.stdout)["settings"]["lens"].startswith("tuned:")
+    bad = runner.invoke(app, ["eval", model, str(logic_data), "--lens", "tuned", "--out", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "needs translators" in bad.stderr
