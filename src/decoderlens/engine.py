@@ -7,7 +7,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import torch
 from tqdm.auto import tqdm
@@ -45,6 +45,30 @@ CAP_MARGIN = 16
 """Extra new tokens allowed beyond ``top_length_cap`` times the length of an example's top-layer output."""
 
 T = TypeVar("T")
+
+
+class ReadoutWatcher(Protocol):
+    """Follows readouts while they are generated (the live explorer)."""
+
+    def tokens(self, item: int, layer: int, token_ids: list[int]) -> None:
+        """Input ``item``'s readout of ``layer`` so far."""
+
+    def cancelled(self, item: int) -> bool:
+        """Whether nobody waits for input ``item`` any more (its rows stop)."""
+
+
+@dataclass
+class _BatchWatcher:
+    """A watcher seen through one batch: batch positions mapped to input indices."""
+
+    watcher: ReadoutWatcher
+    indices: list[int]
+
+    def tokens(self, item: int, layer: int, token_ids: list[int]) -> None:
+        self.watcher.tokens(self.indices[item], layer, token_ids)
+
+    def cancelled(self, item: int) -> bool:
+        return self.watcher.cancelled(self.indices[item])
 
 
 @dataclass
@@ -245,14 +269,16 @@ class DecoderLens:
                          first_round=first_round, lean=lean, **generate_kwargs)
 
     def read(self, items: list[Any], generation: GenerationSettings, runtime: RuntimeSettings,
-             progress: bool = False, **options: Any) -> LensOutput:
-        """``generate`` with composed settings (the path the command line and evaluation take)."""
+             progress: bool = False, watcher: ReadoutWatcher | None = None, **options: Any) -> LensOutput:
+        """``generate`` with composed settings (the path the command line, evaluation and the server take).
+        ``watcher`` sees every readout's tokens as they are generated, and may stop an input's rows."""
         chosen = self.select(generation.layers)
         plan = self.plan(generation, **options)
         per_example = self._each_batch(
             items, runtime.batch_size, self._rows_per_example(chosen, plan, generation), runtime.max_rows, progress,
             lambda indices: self._readout_batch(self.encode([items[i] for i in indices], generation.truncation,
-                                                            runtime.max_memory), chosen, plan, generation, runtime))
+                                                            runtime.max_memory), chosen, plan, generation, runtime,
+                                                None if watcher is None else _BatchWatcher(watcher, indices)))
         return self._lens_output(items, per_example, chosen, plan, generation)
 
     def _lens_output(self, items: list[Any], per_example: list[list[LayerReadout]], chosen: list[int],
@@ -273,7 +299,8 @@ class DecoderLens:
         return len(layers) + int(capped)
 
     def _readout_batch(self, encoded: EncodedBatch, layers: list[int], plan: DecodingPlan,
-                       generation: GenerationSettings, runtime: RuntimeSettings) -> list[list[LayerReadout]]:
+                       generation: GenerationSettings, runtime: RuntimeSettings,
+                       watcher: ReadoutWatcher | None = None) -> list[list[LayerReadout]]:
         """Readouts of one encoded batch: a list per example, one ``LayerReadout`` per layer (in order).
 
         With the top-length cap the top layer's rows come first in the stack, so that however the rows are
@@ -288,10 +315,21 @@ class DecoderLens:
         max_rows = self._rows_per_call(encoded, runtime.max_rows, runtime.max_memory, lambda cost, length, width:
                                        cost.decoding(length, width, plan.max_new_tokens, len(plan.prompt),
                                                      plan.num_beams))
+        listener = None
+        if watcher is not None:
+            def listener(updates: dict[int, list[int]]) -> set[int]:
+                stop = set()
+                for row, ids in updates.items():
+                    layer, example = order[row // size], row % size
+                    if layer in layers:
+                        watcher.tokens(example, layer, strip_output(plan.prompt + ids, plan))
+                    if watcher.cancelled(example):
+                        stop.add(row)
+                return stop
         sequences: list[list[int]] = []
         for rows in row_slices(len(anchors), max_rows):
             sequences += decode_rows(self.model, plan, stack.part(rows), encoded.as_encoder_outputs, limits,
-                                     list(range(rows.start, rows.stop)))
+                                     list(range(rows.start, rows.stop)), listener)
         result: list[list[LayerReadout]] = [[] for _ in range(size)]
         for row, sequence in enumerate(sequences):
             layer, example = order[row // size], row % size

@@ -14,7 +14,7 @@ from decoderlens.adapter import StackedRows
 from decoderlens.architectures import ArchitectureSpec
 from decoderlens.errors import InputError
 from decoderlens.inputs import get_tokenizer
-from decoderlens.lean import lean_applies, lean_greedy
+from decoderlens.lean import Listener, lean_applies, lean_greedy
 from decoderlens.limits import RowLimits
 
 DEFAULT_MAX_NEW_TOKENS = 64
@@ -196,9 +196,11 @@ def rounds_apply(model: PreTrainedModel, plan: DecodingPlan) -> bool:
 
 def decode_rows(
     model: PreTrainedModel, plan: DecodingPlan, stack: StackedRows, make_outputs: Callable[[torch.Tensor], ModelOutput],
-    limits: RowLimits | None = None, rows: list[int] | None = None,
+    limits: RowLimits | None = None, rows: list[int] | None = None, listener: Listener | None = None,
 ) -> list[list[int]]:
     """Decode stacked rows (row ``i`` is ``rows[i]`` of ``limits``); returns sequences with their prompt.
+    ``listener`` sees rows' new tokens as they come (each step of the lean loop, each round of ``generate``) and
+    may name rows to stop.
 
     Greedy decoding stops every row at its limit, including limits that arrive while it runs; beam search
     runs every row to ``max_new_tokens``. Greedy decoding of plain configurations runs the lean loop; other
@@ -214,7 +216,7 @@ def decode_rows(
     keep = len(plan.prompt)
     if plan.lean and not plan.bypass_model_generate and lean_applies(model, plan.generate_options()):
         return lean_greedy(model, plan.prompt, stack.states, stack.mask, make_outputs, plan.eos_token_ids, limits,
-                           rows)
+                           rows, listener)
     total = plan.max_new_tokens
     budget = max(limits.limits[row] for row in rows)
     if not rounds_apply(model, plan):
@@ -222,7 +224,10 @@ def decode_rows(
         out = run_generate(model, plan, stack, make_outputs, **overrides).tolist()
         for sequence, row in zip(out, rows, strict=True):
             limits.ended(row, _new_length(sequence, keep, plan.eos_token_ids))
-        return [limits.cut(sequence, row, keep) for sequence, row in zip(out, rows, strict=True)]
+        out = [limits.cut(sequence, row, keep) for sequence, row in zip(out, rows, strict=True)]
+        if listener is not None:
+            listener({row: sequence[keep:] for row, sequence in zip(rows, out, strict=True)})
+        return out
     device = stack.states.device
     active = list(range(count))
     prefixes = {local: list(plan.prompt) for local in active}
@@ -248,6 +253,9 @@ def decode_rows(
                 limits.ended(rows[local], _new_length(sequence, keep, plan.eos_token_ids))
         active_rows = {rows[local]: local for local in active}
         done |= {local for row, local in active_rows.items() if limits.limits[row] <= generated + step}
+        if listener is not None:
+            stop = listener({rows[local]: limits.cut(prefixes[local], rows[local], keep)[keep:] for local in active})
+            done |= {active_rows[row] for row in stop if row in active_rows}
         still = [local for local in active if local not in done]
         finished.update({local: prefixes[local] for local in done})
         ended = len(active) - len(still)

@@ -19,6 +19,9 @@ from transformers.utils import ModelOutput
 
 from decoderlens.limits import RowLimits
 
+Listener = Callable[[dict[int, list[int]]], set[int]]
+"""Sees rows' new tokens so far (by row) as decoding runs; returns rows to stop early."""
+
 PROCESSOR_FIELDS: dict[str, object] = {
     "forced_bos_token_id": None, "forced_eos_token_id": None, "suppress_tokens": None,
     "begin_suppress_tokens": None, "no_repeat_ngram_size": 0, "encoder_no_repeat_ngram_size": 0,
@@ -45,12 +48,13 @@ def lean_applies(model: PreTrainedModel, options: dict[str, Any]) -> bool:
 def lean_greedy(
     model: PreTrainedModel, prompt: list[int], states: torch.Tensor, mask: torch.Tensor | None,
     make_outputs: Callable[[torch.Tensor], ModelOutput], eos_token_ids: set[int], limits: RowLimits,
-    rows: list[int],
+    rows: list[int], listener: Listener | None = None,
 ) -> list[list[int]]:
     """Greedy sequences (prompt included) for stacked encoder states; row ``i`` is ``rows[i]`` of ``limits``.
 
     A row stops at its end-of-sequence token or its limit; limits that arrive while decoding (an anchor row
-    ended) drop the rows already past them, whose sequences are cut when they are returned.
+    ended) drop the rows already past them, whose sequences are cut when they are returned. ``listener`` sees
+    every running row's new tokens after each step and may name rows to stop (their readers left).
     """
     count = states.shape[0]
     sequences = [list(prompt) for _ in range(count)]
@@ -76,6 +80,9 @@ def lean_greedy(
                 for dependent in limits.ended(row, length):
                     if dependent in position and limits.limits[dependent] <= step:
                         ended.add(position[dependent])
+        if listener is not None:
+            stop = listener({rows[local]: sequences[local][len(prompt):] for local in alive})
+            ended |= {position[row] for row in stop if row in position}
         if not ended:
             step_input = next_tokens[:, None]
             continue

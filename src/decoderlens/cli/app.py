@@ -13,6 +13,7 @@ from decoderlens.cli.logic import demo, logic_app
 from decoderlens.cli.report import plot, report
 from decoderlens.cli.run import run
 from decoderlens.cli.score import score
+from decoderlens.cli.serve import serve_command
 from decoderlens.cli.trace import trace_command
 from decoderlens.cli.tune import tune_command
 from decoderlens.version import __version__
@@ -49,6 +50,7 @@ app.command("grid")(grid_command)
 app.command("trace")(trace_command)
 app.command("tune")(tune_command)
 app.command("compare")(compare_command)
+app.command("serve")(serve_command)
 app.command("demo")(demo)
 app.add_typer(logic_app, name="logic")
 

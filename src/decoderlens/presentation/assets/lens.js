@@ -166,8 +166,8 @@ const Lens = (() => {
     const table = el("table", {class: "grid"});
     const scores = example.scores || [];
     const metricNames = Object.keys(scores[0] || {});
-    table.append(el("tr", {}, el("th", {}, "layer"), el("th", {}, "readout"),
-      metricNames.length ? el("th", {}, metricNames.join(" / ")) : null));
+    table.append(el("tr", {}, el("th", {class: "layer"}, "layer"), el("th", {}, "readout"),
+      metricNames.length ? el("th", {class: "score"}, metricNames.join(" / ")) : null));
     example.layers.forEach((layer, i) => {
       if (layerSet && !layerSet.has(layer)) return;
       const label = example.labels ? example.labels[i] : (layer === top ? `${layer} (top)` : String(layer));

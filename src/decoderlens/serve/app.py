@@ -1,0 +1,305 @@
+"""The explorer's ASGI app: the page (``GET /``) and the HTTP API (``/api/...``, OpenAPI at ``/docs``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import io
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from decoderlens.engine import DecoderLens
+from decoderlens.errors import DecoderLensError, InputError
+from decoderlens.presentation.report import display_name, render_page
+from decoderlens.serve.batcher import Batcher, Job, QueueFull
+from decoderlens.settings import GenerationSettings, RuntimeSettings
+from decoderlens.version import __version__
+
+log = logging.getLogger("decoderlens.serve")
+
+
+@dataclass
+class ServeLimits:
+    """What one request may ask for (printed when the server starts)."""
+
+    max_inputs: int = 32
+    max_input_chars: int = 4000
+    max_new_tokens: int = 256
+    max_body_bytes: int = 20_000_000
+    queue_size: int = 256
+    max_batch: int = 16
+    max_wait_ms: float = 10.0
+    token: str | None = field(default=None, repr=False)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ReadoutRequest(_Strict):
+    """Inputs to read out at every selected layer (the JSON of ``decoderlens run --format json`` comes back)."""
+
+    inputs: list[str] = Field(min_length=1)
+    layers: str | int | list[int] = "all"
+    max_new_tokens: int | None = None
+    num_beams: int = 1
+    tgt_lang: str | None = None
+    language: str | None = None
+    task: str | None = None
+    lens: Literal["raw", "tuned"] | None = None
+
+
+class ScoreRequest(_Strict):
+    """Targets to score, teacher-forced, at every selected layer."""
+
+    inputs: list[str] = Field(min_length=1)
+    targets: list[str] = Field(min_length=1)
+    layers: str | int | list[int] = "all"
+    tgt_lang: str | None = None
+    top_k: int = 5
+    lens: Literal["raw", "tuned"] | None = None
+
+
+class GridRequest(_Strict):
+    """The 2-D lens of targets (default: the model's own greedy outputs)."""
+
+    inputs: list[str] = Field(min_length=1)
+    targets: list[str] | None = None
+    layers: str | int | list[int] = "all"
+    max_new_tokens: int | None = None
+    tgt_lang: str | None = None
+    language: str | None = None
+    task: str | None = None
+    lens: Literal["raw", "tuned"] | None = None
+
+
+def create_app(lens: DecoderLens, runtime: RuntimeSettings | None = None, limits: ServeLimits | None = None) -> FastAPI:
+    """The app over one loaded lens; the batcher's worker runs for the app's lifetime."""
+    limits = limits or ServeLimits()
+    runtime = runtime or RuntimeSettings()
+    batcher = Batcher(lens, runtime, limits.max_batch, limits.max_wait_ms, limits.queue_size)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        worker = asyncio.create_task(batcher.run())
+        try:
+            yield
+        finally:
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+
+    app = FastAPI(title="decoderlens", version=__version__, lifespan=lifespan,
+                  description="Read out every encoder layer of an encoder-decoder model through its own decoder.")
+    app.state.batcher = batcher
+    app.state.limits = limits
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
+        if request.url.path.startswith("/api/") and limits.token is not None:
+            given = request.headers.get("authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {limits.token}".encode()):
+                return _error(401, "this server needs a token: send the header 'Authorization: Bearer TOKEN'")
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > limits.max_body_bytes:
+            return _error(413, f"the request body is over {limits.max_body_bytes:,} bytes")
+        return await call_next(request)
+
+    @app.exception_handler(RequestValidationError)
+    @app.exception_handler(ValidationError)
+    async def invalid(request: Request, err: RequestValidationError | ValidationError) -> JSONResponse:
+        errors = list(err.errors())
+        first: dict[str, Any] = dict(errors[0]) if errors else {}
+        if first.get("type") == "json_invalid":
+            return _error(400, f"malformed JSON: {first.get('ctx', {}).get('error', 'cannot parse the body')}")
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        if first.get("type") == "extra_forbidden":
+            return _error(422, f"unknown field {where!r}: see /docs for the fields of {request.url.path}")
+        return _error(422, f"{where or 'body'}: {first.get('msg', 'invalid')}")
+
+    @app.exception_handler(DecoderLensError)
+    async def refused(request: Request, err: DecoderLensError) -> JSONResponse:
+        return _error(400, str(err))
+
+    @app.exception_handler(QueueFull)
+    async def busy(request: Request, err: QueueFull) -> JSONResponse:
+        return _error(503, "the server is busy: try again in a moment", {"Retry-After": "1"})
+
+    @app.exception_handler(Exception)
+    async def crashed(request: Request, err: Exception) -> JSONResponse:
+        log.exception("request failed")
+        return _error(500, f"internal error ({type(err).__name__}); the server log has the details")
+
+    @app.get("/", response_class=HTMLResponse)
+    async def page() -> HTMLResponse:
+        return HTMLResponse(render_page("explorer.html", {"title": f"DecoderLens: {display_name(lens.name)}",
+                                                          "version": __version__}))
+
+    @app.get("/api/info")
+    async def info() -> dict[str, Any]:
+        """The model, its kind of input, its layers and the limits of this server."""
+        spec = lens.adapter.spec
+        decoder_layers = None
+        with contextlib.suppress(DecoderLensError):
+            decoder_layers = lens.adapter.num_decoder_layers
+        return {"model": lens.name, "family": spec.model_type, "input": spec.modality,
+                "num_encoder_layers": lens.num_layers, "num_decoder_layers": decoder_layers,
+                "layers": list(range(lens.num_layers + 1)), "target_language": spec.target_language,
+                "speech_prompt": spec.speech_prompt, "lens": lens.lens_kind,
+                "limits": {"max_inputs": limits.max_inputs, "max_input_chars": limits.max_input_chars,
+                           "max_new_tokens": limits.max_new_tokens, "max_body_bytes": limits.max_body_bytes}}
+
+    async def readout_job(request: Request) -> Job:
+        """A readout job from a JSON body, or from a multipart upload of audio or images (``files`` and a
+        ``settings`` field of the same JSON, without ``inputs``)."""
+        if request.headers.get("content-type", "").startswith("multipart/form-data"):
+            form = await request.form()
+            try:
+                settings = json.loads(str(form.get("settings") or "{}"))
+            except json.JSONDecodeError as err:
+                raise InputError(f"malformed JSON in the 'settings' field: {err.msg}") from None
+            files = form.getlist("files")
+            if not files:
+                raise InputError("a multipart request needs one or more 'files' (audio or images)")
+            items = [await _upload(lens, upload) for upload in files]
+            names = [str(getattr(f, "filename", "") or f"upload {i}") for i, f in enumerate(files)]
+            body = ReadoutRequest.model_validate({**settings, "inputs": names})
+        else:
+            try:
+                raw = await request.json()
+            except json.JSONDecodeError as err:
+                raise InputError(f"malformed JSON: {err.msg} at position {err.pos}") from None
+            body = ReadoutRequest.model_validate(raw)
+            items, names = list(body.inputs), None
+        _check(body.inputs, body.max_new_tokens, limits)
+        generation = GenerationSettings(layers=body.layers, max_new_tokens=body.max_new_tokens,
+                                        num_beams=body.num_beams, tgt_lang=body.tgt_lang, language=body.language,
+                                        task=body.task).validate()
+        lens.select(generation.layers)
+        lens.plan(generation)  # refuses a missing or unknown language here, as a 400
+        return Job("readout", items, generation, _lens_mode(lens, body.lens), names=names)
+
+    @app.post("/api/readout", openapi_extra={"requestBody": {"content": {"application/json": {
+        "schema": ReadoutRequest.model_json_schema()}}}})
+    async def readout(request: Request) -> dict[str, Any]:
+        """Every selected layer's readout of every input: exactly the JSON of ``decoderlens run --format json``."""
+        job = await readout_job(request)
+        output = await batcher.submit(job)
+        return _named(output, job.names).to_dict()  # type: ignore[no-any-return]
+
+    @app.post("/api/readout/stream")
+    async def readout_stream(request: Request) -> StreamingResponse:
+        """The readout as NDJSON: ``tokens`` events (input, layer, token_ids, text) while decoding runs, then one
+        ``done`` event whose ``result`` is the non-streamed answer."""
+        job = await readout_job(request)
+        job.events = asyncio.Queue()
+        task = asyncio.ensure_future(batcher.submit(job))
+
+        async def lines() -> AsyncIterator[str]:
+            try:
+                while True:
+                    if await request.is_disconnected():
+                        job.cancelled = True
+                        return
+                    if task.done() and job.events is not None and job.events.empty():
+                        break
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        event = await asyncio.wait_for(job.events.get(), 0.05)  # type: ignore[union-attr]
+                        yield json.dumps(event, ensure_ascii=False) + "\n"
+                try:
+                    result = _named(task.result(), job.names).to_dict()
+                    yield json.dumps({"event": "done", "result": result}, ensure_ascii=False) + "\n"
+                except DecoderLensError as err:
+                    yield json.dumps({"event": "error", "error": str(err)}) + "\n"
+            finally:
+                job.cancelled = job.cancelled or not task.done()
+
+        return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+    @app.post("/api/score")
+    async def score(body: ScoreRequest) -> dict[str, Any]:
+        """Teacher-forced log-prob, rank, entropy and top-k of each target token at every selected layer."""
+        _check(body.inputs, None, limits, body.targets)
+        if len(body.targets) != len(body.inputs):
+            raise InputError(f"got {len(body.inputs)} inputs but {len(body.targets)} targets: give one per input")
+        generation = GenerationSettings(layers=body.layers, tgt_lang=body.tgt_lang).validate()
+        lens.select(generation.layers)
+        job = Job("score", list(body.inputs), generation, _lens_mode(lens, body.lens), list(body.targets),
+                  body.top_k)
+        return (await batcher.submit(job)).to_dict()  # type: ignore[no-any-return]
+
+    @app.post("/api/grid")
+    async def grid(body: GridRequest) -> dict[str, Any]:
+        """The 2-D lens: every encoder layer x decoder layer, for each input's target."""
+        _check(body.inputs, body.max_new_tokens, limits, body.targets)
+        generation = GenerationSettings(layers=body.layers, max_new_tokens=body.max_new_tokens,
+                                        tgt_lang=body.tgt_lang, language=body.language, task=body.task).validate()
+        lens.select(generation.layers)
+        lens.adapter.decoder_layout  # noqa: B018 (refuses unmapped decoders as a 400)
+        job = Job("grid", list(body.inputs), generation, _lens_mode(lens, body.lens), body.targets)
+        return (await batcher.submit(job)).to_dict()  # type: ignore[no-any-return]
+
+    return app
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def _lens_mode(lens: DecoderLens, asked: str | None) -> str | None:
+    if asked == "tuned" and lens.translators is None:
+        raise InputError("this server has no translators: start it with --translators DIR to read the tuned lens")
+    return asked
+
+
+def _check(inputs: list[str], max_new_tokens: int | None, limits: ServeLimits,
+           targets: list[str] | None = None) -> None:
+    """Refuse requests over the server's limits."""
+    if len(inputs) > limits.max_inputs:
+        raise InputError(f"{len(inputs)} inputs: this server takes at most {limits.max_inputs} inputs per request")
+    for text in [*inputs, *(targets or [])]:
+        if len(text) > limits.max_input_chars:
+            raise InputError(f"an input or target is {len(text):,} characters long; this server takes at most "
+                             f"{limits.max_input_chars:,}")
+    if max_new_tokens is not None and max_new_tokens > limits.max_new_tokens:
+        raise InputError(f"max_new_tokens {max_new_tokens} is over this server's limit of {limits.max_new_tokens}")
+
+
+def _named(output: Any, names: list[str] | None) -> Any:
+    """Uploaded files are named by their file name in the answer, as the command line names files."""
+    for example, name in zip(output.examples, names or [], strict=False):
+        example.input = name
+    return output
+
+
+async def _upload(lens: DecoderLens, upload: Any) -> Any:
+    """An uploaded audio file (decoded to samples) or image (opened), ready for the lens."""
+    data = await upload.read()
+    name = getattr(upload, "filename", "upload")
+    if lens.adapter.spec.modality == "speech":
+        import soundfile as sf
+
+        try:
+            wave, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+        except Exception as err:  # soundfile raises its own kinds for undecodable bytes
+            raise InputError(f"cannot read the audio upload {name!r} ({err}); send a wav/flac/ogg/mp3 file") from None
+        if not wave.shape[0]:
+            raise InputError(f"the audio upload {name!r} holds no samples")
+        return (wave.mean(axis=1), int(rate))
+    if lens.adapter.spec.modality == "vision":
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            return Image.open(io.BytesIO(data)).convert("RGB")
+        except (UnidentifiedImageError, OSError) as err:
+            raise InputError(f"cannot read the image upload {name!r} ({err}); send a PNG or JPEG") from None
+    raise InputError("this is a text model: send inputs as JSON, not files")

@@ -1,0 +1,247 @@
+"""The live explorer: a real server on an ephemeral port of 127.0.0.1, bounded requests, stopped by each test's
+fixture. Answers equal the command line's, streams end in the same answer, concurrent requests are batched."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from typer.testing import CliRunner
+
+from decoderlens import DecoderLens, GenerationSettings, RuntimeSettings
+from decoderlens.cli.app import app as cli
+from decoderlens.logic import shipped_model_path
+from decoderlens.serve.app import ServeLimits, create_app
+from decoderlens.testing import sample_waveforms, tiny_model, tiny_processor
+
+FORMULAS = ["& a b", "| ! c d", "xor a <-> b c", "! ! e", "& | a b ! c", "<-> d e", "| a | b c", "& ! a ! b"]
+
+
+@contextmanager
+def serving(lens: DecoderLens, **limits: Any) -> Iterator[tuple[str, Any]]:
+    """A server on a free port of 127.0.0.1, stopped (and its thread joined) on exit."""
+    application = create_app(lens, RuntimeSettings(), ServeLimits(**limits))
+    server = uvicorn.Server(uvicorn.Config(application, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started, "the server did not start"
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}", application
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        assert not thread.is_alive(), "the server did not stop"
+
+
+@pytest.fixture(scope="module")
+def logic_lens() -> DecoderLens:
+    return DecoderLens.from_pretrained(str(shipped_model_path()), device="cpu")
+
+
+@pytest.fixture(scope="module")
+def server(logic_lens: DecoderLens) -> Iterator[tuple[str, Any]]:
+    with serving(logic_lens, max_wait_ms=40.0, max_inputs=8, max_input_chars=200, max_new_tokens=32,
+                 max_body_bytes=5000) as running:
+        yield running
+
+
+def cli_json(*args: str) -> dict[str, Any]:
+    result = CliRunner().invoke(cli, ["run", str(shipped_model_path()), *args, "--format", "json"])
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+def test_info_and_readout_equal_the_command_line(server: tuple[str, Any]) -> None:
+    url, _ = server
+    info = httpx.get(f"{url}/api/info").json()
+    assert info["num_encoder_layers"] == 6 and info["input"] == "text" and info["lens"] == "raw"
+    answer = httpx.post(f"{url}/api/readout", json={"inputs": FORMULAS[:3]}, timeout=60)
+    assert answer.status_code == 200
+    assert answer.json() == cli_json(*FORMULAS[:3])
+    some = httpx.post(f"{url}/api/readout", json={"inputs": FORMULAS[3:4], "layers": "0,-1", "max_new_tokens": 5},
+                      timeout=60).json()
+    assert some == cli_json(FORMULAS[3], "--layers", "0,-1", "--max-new-tokens", "5")
+    assert "openapi" in httpx.get(f"{url}/openapi.json").json()
+
+
+def test_the_stream_ends_in_the_same_answer(server: tuple[str, Any]) -> None:
+    url, _ = server
+    with httpx.stream("POST", f"{url}/api/readout/stream", json={"inputs": FORMULAS[:2]}, timeout=60) as response:
+        assert response.status_code == 200 and response.headers["content-type"].startswith("application/x-ndjson")
+        events = [json.loads(line) for line in response.iter_lines() if line.strip()]
+    assert events[-1]["event"] == "done" and sum(e["event"] == "tokens" for e in events) > 7
+    final = events[-1]["result"]
+    assert final == httpx.post(f"{url}/api/readout", json={"inputs": FORMULAS[:2]}, timeout=60).json()
+    last: dict[tuple[int, int], list[int]] = {}
+    for event in events[:-1]:
+        key = (event["input"], event["layer"])
+        assert event["token_ids"][: len(last.get(key, []))] == last.get(key, [])  # tokens only grow
+        last[key] = event["token_ids"]
+    for (index, layer), ids in last.items():
+        assert final["examples"][index]["readouts"][layer]["token_ids"] == ids
+
+
+def test_concurrent_clients_are_batched_and_answered_exactly(server: tuple[str, Any]) -> None:
+    url, application = server
+    alone = {f: httpx.post(f"{url}/api/readout", json={"inputs": [f]}, timeout=60).json() for f in FORMULAS}
+    stats = application.state.batcher.stats
+    calls, requests = stats.engine_calls, stats.requests
+
+    def ask(formula: str) -> dict[str, Any]:
+        return httpx.post(f"{url}/api/readout", json={"inputs": [formula]}, timeout=60).json()  # type: ignore[no-any-return]
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(ask, FORMULAS))
+    assert answers == [alone[f] for f in FORMULAS]
+    assert stats.requests - requests == 8 and stats.engine_calls - calls < 8, "no two requests were batched"
+    assert stats.largest_batch > 1
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [(b"{not json", 400, "malformed JSON"),
+     ({"inputs": ["& a b"], "colour": "red"}, 422, "unknown field 'colour'"),
+     ({"inputs": []}, 422, "inputs"),
+     ({"inputs": ["& a b"], "layers": "9"}, 400, "layer 9 does not exist"),
+     ({"inputs": ["& a b"], "layers": "a:b"}, 400, "cannot parse layer selection"),
+     ({"inputs": ["& a b"], "tgt_lang": "de"}, 400, "take no target language"),
+     ({"inputs": ["& a b"], "language": "en"}, 400, "Whisper-style speech models only"),
+     ({"inputs": ["& a b"], "num_beams": 0}, 400, "num_beams (--num-beams)"),
+     ({"inputs": ["& a b"] * 9}, 400, "at most 8 inputs per request"),
+     ({"inputs": ["a " * 150]}, 400, "at most 200"),
+     ({"inputs": ["& a b"], "max_new_tokens": 99}, 400, "over this server's limit of 32"),
+     ({"inputs": ["   "]}, 400, "input #0 is empty"),
+     ({"inputs": ["& a b"], "lens": "tuned"}, 400, "no translators"),
+     ({"inputs": ["x" * 190] * 30}, 413, "over 5,000 bytes")],
+)
+def test_bad_requests_get_a_4xx_with_one_line(server: tuple[str, Any], body: Any, status: int, message: str) -> None:
+    url, _ = server
+    kwargs = {"content": body, "headers": {"content-type": "application/json"}} if isinstance(body, bytes) else {
+        "json": body}
+    response = httpx.post(f"{url}/api/readout", timeout=60, **kwargs)
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert message in error and "\n" not in error and "Traceback" not in error
+
+
+def test_score_grid_and_files_to_a_text_model(server: tuple[str, Any]) -> None:
+    url, _ = server
+    score = httpx.post(f"{url}/api/score", json={"inputs": ["& a b"], "targets": ["a 1 b 1 c 0 d 0 e 0"]},
+                       timeout=60)
+    assert score.status_code == 200 and len(score.json()["examples"][0]["layers"]) == 7
+    grid = httpx.post(f"{url}/api/grid", json={"inputs": ["& a b"]}, timeout=60)
+    assert grid.status_code == 200 and len(grid.json()["examples"][0]["cells"]) == 7 * 6
+    files = httpx.post(f"{url}/api/readout", files={"files": ("a.wav", b"RIFF")}, timeout=60)
+    assert files.status_code == 400 and "text model" in files.json()["error"]
+    mismatch = httpx.post(f"{url}/api/score", json={"inputs": ["& a b"], "targets": ["a 1", "b 1"]}, timeout=60)
+    assert mismatch.status_code == 400 and "one per input" in mismatch.json()["error"]
+
+
+def test_a_full_queue_answers_503_with_retry_after(logic_lens: DecoderLens) -> None:
+    with serving(logic_lens, queue_size=0) as (url, _):
+        response = httpx.post(f"{url}/api/readout", json={"inputs": ["& a b"]}, timeout=60)
+    assert response.status_code == 503 and response.headers["retry-after"] == "1"
+
+
+def test_the_token_is_enforced(logic_lens: DecoderLens) -> None:
+    with serving(logic_lens, token="s3cret") as (url, _):
+        assert httpx.get(f"{url}/api/info").status_code == 401
+        assert httpx.get(f"{url}/api/info", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert httpx.get(f"{url}/api/info", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    refused = CliRunner().invoke(cli, ["serve", str(shipped_model_path()), "--host", "0.0.0.0"])
+    assert refused.exit_code == 2 and "--token" in refused.stderr
+
+
+def test_audio_uploads(tmp_path: Path) -> None:
+    import soundfile as sf
+
+    lens = DecoderLens(tiny_model("whisper"), tiny_processor("whisper"), name="tiny-whisper")
+    path = tmp_path / "clip.wav"
+    wave = sample_waveforms(1, seed=2)[0]
+    sf.write(path, wave, 16000)
+    with serving(lens) as (url, _):
+        ok = httpx.post(f"{url}/api/readout", files={"files": ("clip.wav", path.read_bytes())},
+                        data={"settings": json.dumps({"max_new_tokens": 4, "language": "en"})}, timeout=60)
+        broken = httpx.post(f"{url}/api/readout", files={"files": ("bad.wav", b"RIFF0000WAVEjunk")}, timeout=60)
+        settings = httpx.post(f"{url}/api/readout", files={"files": ("clip.wav", path.read_bytes())},
+                              data={"settings": "{oops"}, timeout=60)
+    assert ok.status_code == 200, ok.text
+    expected = lens.read([str(path)], GenerationSettings(max_new_tokens=4, language="en"), RuntimeSettings())
+    assert ok.json()["examples"][0]["readouts"] == expected.to_dict()["examples"][0]["readouts"]
+    assert ok.json()["examples"][0]["input"] == "clip.wav"
+    assert broken.status_code == 400 and "cannot read the audio upload 'bad.wav'" in broken.json()["error"]
+    assert settings.status_code == 400 and "malformed JSON" in settings.json()["error"]
+
+
+def test_a_reader_that_leaves_stops_its_rows(logic_lens: DecoderLens) -> None:
+    class Leaves:
+        def __init__(self) -> None:
+            self.seen: dict[int, int] = {}
+
+        def tokens(self, item: int, layer: int, token_ids: list[int]) -> None:
+            self.seen[item] = max(self.seen.get(item, 0), len(token_ids))
+
+        def cancelled(self, item: int) -> bool:
+            return item == 0 and self.seen.get(0, 0) >= 2
+
+    watcher = Leaves()
+    out = logic_lens.read(FORMULAS[:2], GenerationSettings(), RuntimeSettings(), watcher=watcher)
+    alone = logic_lens.read(FORMULAS[1:2], GenerationSettings(), RuntimeSettings())
+    assert all(len(r.token_ids) <= 3 for r in out[0].readouts), "the left reader's rows ran on"
+    assert out[1].readouts == alone[0].readouts
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+def test_the_page_in_a_real_browser(server: tuple[str, Any], tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    url, _ = server
+    manager = sync_playwright().start()
+    browser = manager.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu",
+                                      "--disable-background-networking", "--disable-component-update",
+                                      "--disable-sync", "--no-first-run", "--disable-quic"])
+    try:
+        page = browser.new_page()
+        errors: list[str] = []
+        requests: list[str] = []
+        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("request", lambda req: requests.append(req.url))
+        page.goto(f"{url}/")
+        page.wait_for_selector("#subtitle:has-text('encoder layers')")
+        page.fill("#inputs", "& a | b ! c")
+        page.press("#inputs", "Control+Enter")
+        page.wait_for_selector("#status:has-text('done')", timeout=60_000)
+        rows = page.locator("article.example table.grid tr[data-layer]")
+        assert rows.count() == 7
+        top = page.locator("article.example tr.top td.readout").inner_text()
+        expected = cli_json("& a | b ! c")["examples"][0]["readouts"][-1]["text"]
+        assert top.split() == expected.split()
+        page.fill("#target", expected)
+        page.click("#score")
+        page.wait_for_selector("#extras .heat table")
+        page.click("#grid")
+        page.wait_for_selector("#extras table.heatmap")
+        page.screenshot(path=str(tmp_path / "explorer.png"))
+        assert errors == []
+        assert all(r.startswith(url) for r in requests), requests
+    finally:
+        browser.close()
+        manager.stop()
