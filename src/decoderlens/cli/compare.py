@@ -17,6 +17,8 @@ def compare_command(
                                              show_default=False)] = None,
     fmt: FormatOpt = FormatChoice.table,
     resamples: Annotated[int, typer.Option("--resamples", help="Paired bootstrap resamples.")] = 1000,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Also draw both runs and their difference to this "
+                                              "PNG, SVG or PDF file.", show_default=False)] = None,
 ) -> None:
     """Compare two runs over the same examples: per layer and metric, B - A with a 95% paired bootstrap CI."""
     with friendly_errors():
@@ -36,6 +38,10 @@ def compare_command(
             info = summary.metrics if summary else {}
             page = write_compare_html(result, info, reaching_tables(result), out / "compare.html")
             err_console.print(f"wrote {out / 'compare.json'} and {page}", highlight=False)
+        if plot is not None:
+            from decoderlens.presentation.plots import plot_comparison
+
+            err_console.print(f"wrote {plot_comparison(result, plot)}", highlight=False)
         if fmt is FormatChoice.json:
             emit(to_json_text(result.to_dict()), None)
         elif fmt is FormatChoice.csv:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from decoderlens.errors import InputError
+from decoderlens.evaluation.compare import Comparison
 from decoderlens.evaluation.folder import EvalFolder, Summary
 from decoderlens.presentation.report import build_payload
 from decoderlens.results import TraceOutput
@@ -100,6 +101,56 @@ def plot_trace(trace: TraceOutput, target: Path) -> Path:
     return target
 
 
+def plot_grid(summary: Summary, target: Path) -> Path:
+    """The data set's mean 2-D lens: encoder layers (rows) x decoder layers (columns) of the reference's log-prob."""
+    plt = style()
+    import numpy as np
+
+    rows = sorted({c.encoder_layer for c in summary.grid})
+    columns = sorted({c.decoder_layer for c in summary.grid})
+    value = {(c.encoder_layer, c.decoder_layer): c.logprob.value for c in summary.grid}
+    values = np.array([[value[(e, d)] for d in columns] for e in rows])
+    fig, ax = plt.subplots(figsize=(max(3.2, 0.5 * len(columns) + 2), max(2.6, 0.32 * len(rows) + 1.2)))
+    image = ax.imshow(values, aspect="auto", cmap="viridis", origin="lower")
+    ax.set_xticks(range(len(columns)), columns)
+    ax.set_yticks(range(len(rows)), rows)
+    ax.set_xlabel("decoder layer (last = real output)")
+    ax.set_ylabel("encoder layer")
+    ax.grid(False)
+    fig.colorbar(image, ax=ax, label="mean log-prob of the reference")
+    fig.tight_layout()
+    fig.savefig(target)
+    plt.close(fig)
+    return target
+
+
+def plot_comparison(result: Comparison, target: Path) -> Path:
+    """Per metric: both runs per layer, and the paired difference B - A with its interval."""
+    plt = style()
+    names = list(result.layers[0].metrics) if result.layers else []
+    if not names:
+        raise InputError("the comparison has no metric to plot")
+    fig, axes = plt.subplots(2, len(names), figsize=(3.2 * len(names), 4.6), squeeze=False, sharex=True)
+    layers = [lc.layer for lc in result.layers]
+    for column, name in enumerate(names):
+        diffs = [lc.metrics[name] for lc in result.layers]
+        top, bottom = axes[0][column], axes[1][column]
+        top.plot(layers, [d.a for d in diffs], color=PALETTE[0], marker="o", markersize=3, label="A")
+        top.plot(layers, [d.b for d in diffs], color=PALETTE[1], marker="o", markersize=3, linestyle="--", label="B")
+        top.set_title(name)
+        bottom.fill_between(layers, [d.ci_low for d in diffs], [d.ci_high for d in diffs], color=PALETTE[2],
+                            alpha=0.2, linewidth=0)
+        bottom.plot(layers, [d.diff for d in diffs], color=PALETTE[2], marker="o", markersize=3)
+        bottom.axhline(0, color="#5b6577", linewidth=0.8)
+        bottom.set_xlabel("encoder layer")
+    axes[0][0].legend()
+    axes[1][0].set_ylabel("B - A (95% CI)")
+    fig.tight_layout()
+    fig.savefig(target)
+    plt.close(fig)
+    return target
+
+
 def write_plots(folder: Path, fmt: str = "png", out: Path | None = None, max_heatmaps: int = 3) -> list[Path]:
     """Metric curves and (when scores were recorded) a few heatmaps of an evaluation folder."""
     if fmt not in FORMATS:
@@ -112,6 +163,8 @@ def write_plots(folder: Path, fmt: str = "png", out: Path | None = None, max_hea
     out = out or folder / "figures"
     out.mkdir(parents=True, exist_ok=True)
     written = [plot_curves(summary, out / f"metrics.{fmt}")]
+    if summary.grid:
+        written.append(plot_grid(summary, out / f"grid.{fmt}"))
     payload = build_payload(records, summary, "")
     scored = [ex for ex in payload["examples"] if "token_logprobs" in ex][:max_heatmaps]
     written += [plot_heatmap(ex, out / f"heatmap_{ex['id']}.{fmt}") for ex in scored]
