@@ -154,7 +154,7 @@ def test_unicode_rtl_long_and_script_text_stay_intact(hostile_folder: Path) -> N
 def test_static_figures(eval_folder: Path, tmp_path: Path, fmt: str) -> None:
     paths = write_plots(eval_folder, fmt, tmp_path)
     names = sorted(p.name for p in paths)
-    assert names[-1] == f"metrics.{fmt}" and len(paths) == 4  # curves + three heatmaps
+    assert f"metrics.{fmt}" in names and f"grid.{fmt}" in names and len(paths) == 5  # curves, 2-D lens, 3 heatmaps
     for path in paths:
         data = path.read_bytes()
         assert len(data) > 3000

@@ -59,69 +59,51 @@ def plot_curves(summary: Summary, target: Path) -> Path:
     return target
 
 
-def plot_heatmap(example: dict[str, Any], target: Path) -> Path:
-    """Layer x reference token log-probabilities of one example."""
+def heatmap_figure(values: Any, columns: list[Any], rows: list[Any], target: Path, *, xlabel: str, ylabel: str,
+                   scale: str, cmap: str = "viridis", title: str | None = None, **limits: float) -> Path:
+    """A matrix as a heatmap figure: ``rows`` bottom to top, ``columns`` left to right, a labelled colour bar."""
     plt = style()
-    import numpy as np
-
-    values = np.array(example["token_logprobs"])
-    fig, ax = plt.subplots(figsize=(max(3.0, 0.45 * values.shape[1] + 1.5), max(2.2, 0.28 * values.shape[0] + 1)))
-    image = ax.imshow(values, aspect="auto", cmap="viridis", vmax=0.0, origin="lower")
-    ax.set_xticks(range(values.shape[1]), example["target_tokens"], rotation=60, ha="right", fontsize=8)
-    ax.set_yticks(range(values.shape[0]), example["layers"], fontsize=8)
-    ax.set_ylabel("encoder layer")
+    fig, ax = plt.subplots(figsize=(max(3.0, 0.45 * len(columns) + 1.8), max(2.2, 0.3 * len(rows) + 1.2)))
+    image = ax.imshow(values, aspect="auto", cmap=cmap, origin="lower", **limits)
+    ax.set_xticks(range(len(columns)), [str(c) for c in columns], rotation=60 if len(columns) > 8 else 0,
+                  ha="right" if len(columns) > 8 else "center", fontsize=8)
+    ax.set_yticks(range(len(rows)), [str(r) for r in rows], fontsize=8)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=9)
     ax.grid(False)
-    fig.colorbar(image, ax=ax, label="log-prob")
+    fig.colorbar(image, ax=ax, label=scale)
     fig.tight_layout()
     fig.savefig(target)
     plt.close(fig)
     return target
+
+
+def plot_heatmap(example: dict[str, Any], target: Path) -> Path:
+    """Layer x reference token log-probabilities of one example."""
+    return heatmap_figure(example["token_logprobs"], example["target_tokens"], example["layers"], target,
+                          xlabel="reference token", ylabel="encoder layer", scale="log-prob", vmax=0.0)
 
 
 def plot_trace(trace: TraceOutput, target: Path) -> Path:
-    """A causal trace as a heatmap: encoder layers (rows) x positions (columns) of restored probability."""
-    plt = style()
-    import numpy as np
-
-    values = np.array([row if isinstance(row, list) else [row] for row in trace.restored])
-    columns = trace.tokens if values.shape[1] == len(trace.tokens) else ["all"]
-    fig, ax = plt.subplots(figsize=(max(3.0, 0.42 * values.shape[1] + 2), max(2.2, 0.3 * values.shape[0] + 1.2)))
-    image = ax.imshow(values, aspect="auto", cmap="Blues", vmin=0.0, vmax=max(trace.clean_prob, float(values.max())),
-                      origin="lower")
-    ax.set_xticks(range(len(columns)), columns, rotation=60, ha="right", fontsize=8)
-    ax.set_yticks(range(values.shape[0]), range(values.shape[0]), fontsize=8)
-    ax.set_ylabel("encoder layer restored")
-    ax.set_title(f"p({trace.answer}) restored; clean {trace.clean_prob:.2g}, corrupted {trace.corrupt_prob:.2g}",
-                 fontsize=9)
-    ax.grid(False)
-    fig.colorbar(image, ax=ax, label="probability")
-    fig.tight_layout()
-    fig.savefig(target)
-    plt.close(fig)
-    return target
+    """A causal trace: encoder layers (rows) x positions (columns) of restored probability."""
+    values = [row if isinstance(row, list) else [row] for row in trace.restored]
+    columns = trace.tokens if len(values[0]) == len(trace.tokens) else ["all"]
+    top = max(trace.clean_prob, max(max(row) for row in values))
+    return heatmap_figure(values, columns, list(range(len(values))), target, xlabel="position restored",
+                          ylabel="encoder layer restored", scale="probability", cmap="Blues", vmin=0.0, vmax=top,
+                          title=f"p({trace.answer}); clean {trace.clean_prob:.2g}, corrupted {trace.corrupt_prob:.2g}")
 
 
 def plot_grid(summary: Summary, target: Path) -> Path:
     """The data set's mean 2-D lens: encoder layers (rows) x decoder layers (columns) of the reference's log-prob."""
-    plt = style()
-    import numpy as np
-
     rows = sorted({c.encoder_layer for c in summary.grid})
     columns = sorted({c.decoder_layer for c in summary.grid})
     value = {(c.encoder_layer, c.decoder_layer): c.logprob.value for c in summary.grid}
-    values = np.array([[value[(e, d)] for d in columns] for e in rows])
-    fig, ax = plt.subplots(figsize=(max(3.2, 0.5 * len(columns) + 2), max(2.6, 0.32 * len(rows) + 1.2)))
-    image = ax.imshow(values, aspect="auto", cmap="viridis", origin="lower")
-    ax.set_xticks(range(len(columns)), columns)
-    ax.set_yticks(range(len(rows)), rows)
-    ax.set_xlabel("decoder layer (last = real output)")
-    ax.set_ylabel("encoder layer")
-    ax.grid(False)
-    fig.colorbar(image, ax=ax, label="mean log-prob of the reference")
-    fig.tight_layout()
-    fig.savefig(target)
-    plt.close(fig)
-    return target
+    return heatmap_figure([[value[(e, d)] for d in columns] for e in rows], columns, rows, target,
+                          xlabel="decoder layer (last = real output)", ylabel="encoder layer",
+                          scale="mean log-prob of the reference")
 
 
 def plot_comparison(result: Comparison, target: Path) -> Path:

@@ -36,11 +36,15 @@ def script_json(data: Any) -> str:
             .replace("&", "\\u0026").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
 
 
-def render_page(shell: str, payload: dict[str, Any]) -> str:
-    """A page shell with the shared CSS and JS and ``payload`` inlined: one file, no network access."""
-    page = asset(shell).replace("__CSS__", asset("lens.css")).replace("__JS__", asset("lens.js"))
-    return page.replace("__TITLE__", html.escape(str(payload.get("title", "DecoderLens")))).replace(
-        "__DATA__", script_json(payload))
+def render_page(name: str, payload: dict[str, Any]) -> str:
+    """Page ``name`` (its body ``NAME.body.html`` and script ``NAME.js``) in the shared shell, with the shared
+    CSS and JS and ``payload`` inlined: one file, no network access."""
+    parts = {"__CSS__": asset("lens.css"), "__JS__": asset("lens.js"), "__BODY__": asset(f"{name}.body.html"),
+             "__PAGE_JS__": asset(f"{name}.js"), "__TITLE__": html.escape(str(payload.get("title", "DecoderLens")))}
+    page = asset("page.html")
+    for marker, text in parts.items():
+        page = page.replace(marker, text, 1)
+    return page.replace("__DATA__", script_json(payload), 1)
 
 
 def display_name(model: str) -> str:
@@ -174,7 +178,7 @@ def write_report(folder: Path, output: Path | None = None) -> Path:
     target = output or folder / "report.html"
     payload = build_payload(records, summary, f"DecoderLens: {display_name(model)}", store.tables(),
                             grids=store.grid_records())
-    atomic_write_text(target, render_page("report.html", payload))
+    atomic_write_text(target, render_page("report", payload))
     return target
 
 
@@ -192,14 +196,14 @@ def write_compare_html(comparison: Comparison, info: dict[str, MetricInfo], tabl
     payload = {"title": f"DecoderLens: {names['b']} against {names['a']}", "version": __version__, "names": names,
                "comparison": comparison.to_dict(), "metrics": {k: asdict(v) for k, v in info.items()},
                "tables": [asdict(t) for t in tables]}
-    atomic_write_text(target, render_page("compare.html", payload))
+    atomic_write_text(target, render_page("compare", payload))
     return target
 
 
 def write_analysis_html(title: str, subtitle: str, sections: list[dict[str, Any]], target: Path) -> Path:
     """A page of analysis sections (``{title, caption, heatmaps, tables}``): the 2-D lens, causal traces."""
     payload = {"title": title, "subtitle": subtitle, "version": __version__, "sections": sections}
-    atomic_write_text(target, render_page("analysis.html", payload))
+    atomic_write_text(target, render_page("analysis", payload))
     return target
 
 
@@ -235,7 +239,7 @@ def trace_sections(trace: TraceOutput) -> list[dict[str, Any]]:
 
 def write_lens_output_html(output: LensOutput, target: Path) -> Path:
     """Write the grid/emergence view of an ad-hoc run."""
-    atomic_write_text(target, render_page("report.html", lens_output_payload(output)))
+    atomic_write_text(target, render_page("report", lens_output_payload(output)))
     return target
 
 

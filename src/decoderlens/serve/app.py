@@ -32,13 +32,21 @@ class ServeLimits:
     """What one request may ask for (printed when the server starts)."""
 
     max_inputs: int = 32
+    """Inputs in one request."""
     max_input_chars: int = 4000
+    """Characters in one input or target."""
     max_new_tokens: int = 256
+    """The most ``max_new_tokens`` a request may ask for."""
     max_body_bytes: int = 20_000_000
+    """Bytes in one request body (uploads included)."""
     queue_size: int = 256
+    """Requests that may wait; beyond, 503."""
     max_batch: int = 16
+    """Most inputs decoded together."""
     max_wait_ms: float = 10.0
+    """How long a request waits for others to share its decode."""
     token: str | None = field(default=None, repr=False)
+    """Bearer token every API request must send (``None``: none needed)."""
 
 
 class _Strict(BaseModel):
@@ -141,7 +149,7 @@ def create_app(lens: DecoderLens, runtime: RuntimeSettings | None = None, limits
 
     @app.get("/", response_class=HTMLResponse)
     async def page() -> HTMLResponse:
-        return HTMLResponse(render_page("explorer.html", {"title": f"DecoderLens: {display_name(lens.name)}",
+        return HTMLResponse(render_page("explorer", {"title": f"DecoderLens: {display_name(lens.name)}",
                                                           "version": __version__}))
 
     @app.get("/api/info")

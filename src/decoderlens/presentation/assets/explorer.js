@@ -1,64 +1,3 @@
-<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>__TITLE__</title>
-<link rel="icon" href="data:,">
-<style>
-__CSS__
-form.ask { display: grid; gap: 10px; padding: 14px; background: var(--panel); border: 1px solid var(--line); border-radius: 8px; }
-form.ask textarea { font: inherit; width: 100%; min-height: 4.5em; padding: 6px 8px; border: 1px solid #c9d0db; border-radius: 6px; }
-form.ask .row { display: flex; flex-wrap: wrap; gap: 10px 16px; align-items: center; }
-form.ask label { font-size: 0.88rem; color: var(--muted); display: flex; gap: 6px; align-items: center; }
-.status { font-size: 0.88rem; color: var(--muted); }
-.status.error { color: var(--bad); }
-</style>
-</head>
-<body>
-<header>
-  <h1 id="title"></h1>
-  <div class="sub" id="subtitle"></div>
-</header>
-<main>
-  <section>
-    <h2>Read out every encoder layer</h2>
-    <form class="ask" id="ask">
-      <label for="inputs" id="inputs-label">Input (one per line; Ctrl+Enter reads it out)</label>
-      <textarea id="inputs" name="inputs" dir="auto" required></textarea>
-      <input type="file" id="files" multiple hidden>
-      <div class="row">
-        <label>Layers <input id="layers" value="all" size="8"></label>
-        <label>Max new tokens <input id="max-new-tokens" type="number" min="1" size="5"></label>
-        <label>Beams <input id="num-beams" type="number" min="1" value="1" size="3"></label>
-        <label id="tgt-lang-label" hidden>Target language <input id="tgt-lang" size="10"></label>
-        <label id="language-label" hidden>Language <input id="language" size="5"></label>
-        <label id="task-label" hidden>Task <select id="task"><option value="">(default)</option><option>transcribe</option><option>translate</option></select></label>
-        <label id="lens-label" hidden>Lens <select id="lens"><option value="tuned">tuned</option><option value="raw">raw</option></select></label>
-        <button type="submit" id="go">Read out</button>
-        <span class="status" id="status" role="status" aria-live="polite"></span>
-      </div>
-      <div class="row">
-        <label>Target to score <input id="target" size="40" dir="auto"></label>
-        <button type="button" id="score">Score it</button>
-        <button type="button" id="grid">2-D lens</button>
-      </div>
-    </form>
-  </section>
-  <section>
-    <div class="legend">
-      <span style="--c:#d6e9f6">token also in the top layer's output at this position</span>
-      <span style="--c:#f1f7fc">top (final) layer</span>
-    </div>
-    <div id="examples"></div>
-    <div id="extras"></div>
-  </section>
-</main>
-<script type="application/json" id="data">__DATA__</script>
-<script>
-__JS__
-</script>
-<script>
 "use strict";
 (async () => {
   const {el} = Lens;
@@ -195,6 +134,3 @@ __JS__
   $("score").addEventListener("click", score);
   $("grid").addEventListener("click", grid);
 })();
-</script>
-</body>
-</html>

@@ -1,43 +1,3 @@
-<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>__TITLE__</title>
-<style>
-__CSS__
-</style>
-</head>
-<body>
-<header>
-  <h1 id="title"></h1>
-  <div class="sub" id="subtitle"></div>
-</header>
-<main>
-  <section>
-    <h2>Both runs per encoder layer</h2>
-    <div class="panels" id="curves"></div>
-  </section>
-  <section>
-    <h2>Difference B &minus; A</h2>
-    <div class="sub">Paired over the shared examples; shaded bands are 95% paired bootstrap confidence intervals
-      (every resample draws the same examples for both runs).</div>
-    <div class="panels" id="diffs"></div>
-  </section>
-  <section id="tables-section">
-    <h2>First layer reaching a share of the top layer's score</h2>
-    <div class="panels" id="tables"></div>
-  </section>
-  <section>
-    <h2>Examples on which the runs disagree most</h2>
-    <div id="examples"></div>
-  </section>
-</main>
-<script type="application/json" id="data">__DATA__</script>
-<script>
-__JS__
-</script>
-<script>
 "use strict";
 (() => {
   const {el, plural} = Lens;
@@ -62,6 +22,3 @@ __JS__
   document.getElementById("subtitle").textContent = `${plural(C.examples, "shared example")} · ` +
     `A = ${C.a}, B = ${C.b}` + (C.warnings.length ? ` · ${C.warnings.join("; ")}` : "") + ` · decoderlens ${DATA.version}`;
 })();
-</script>
-</body>
-</html>

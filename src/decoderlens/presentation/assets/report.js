@@ -1,61 +1,3 @@
-<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>__TITLE__</title>
-<style>
-__CSS__
-</style>
-</head>
-<body>
-<header>
-  <h1 id="title"></h1>
-  <div class="sub" id="subtitle"></div>
-</header>
-<main>
-  <section id="curves-section">
-    <h2>Metrics per encoder layer</h2>
-    <div class="sub">Each point is the metric of the decoder's output when it reads that encoder layer
-      (0 = embeddings); shaded bands are 95% bootstrap confidence intervals.</div>
-    <div class="panels" id="curves"></div>
-  </section>
-  <section id="grid-section">
-    <h2>The 2-D lens: encoder layer x decoder layer</h2>
-    <div class="panels" id="grid"></div>
-  </section>
-  <section id="tables-section">
-    <h2>Analyses</h2>
-    <div class="panels" id="tables"></div>
-  </section>
-  <section>
-    <h2>Readouts</h2>
-    <div class="legend">
-      <span style="--c:#d6e9f6">token also in the top layer's output at this position</span>
-      <span style="--c:#fbe7c2">token in the reference</span>
-      <span style="--c:#cdeee3">both</span>
-      <span style="--c:#f1f7fc">top (final) layer</span>
-    </div>
-    <div class="controls">
-      <label>Search <input id="search" type="search" placeholder="text in input, reference or outputs"></label>
-      <label>Layers <select id="layer-filter"><option value="all">all</option></select></label>
-      <label id="cond-label">Show <select id="condition"><option value="all">all examples</option></select></label>
-      <span class="count" id="count"></span>
-    </div>
-    <div id="examples"></div>
-    <div class="pager">
-      <button id="prev" type="button">&larr; previous</button>
-      <span id="page-info"></span>
-      <button id="next" type="button">next &rarr;</button>
-    </div>
-  </section>
-  <details class="settings"><summary>Run settings</summary><div id="settings"></div></details>
-</main>
-<script type="application/json" id="data">__DATA__</script>
-<script>
-__JS__
-</script>
-<script>
 "use strict";
 (() => {
   const {el, plural} = Lens;
@@ -132,6 +74,3 @@ __JS__
   setupControls();
   applyFilters();
 })();
-</script>
-</body>
-</html>

@@ -1,26 +1,3 @@
-<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>__TITLE__</title>
-<style>
-__CSS__
-</style>
-</head>
-<body>
-<header>
-  <h1 id="title"></h1>
-  <div class="sub" id="subtitle"></div>
-</header>
-<main>
-  <div id="sections"></div>
-</main>
-<script type="application/json" id="data">__DATA__</script>
-<script>
-__JS__
-</script>
-<script>
 "use strict";
 (() => {
   const {el} = Lens;
@@ -37,6 +14,3 @@ __JS__
     box.append(part);
   });
 })();
-</script>
-</body>
-</html>
