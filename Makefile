@@ -11,7 +11,7 @@ demo:
 	$(PY) -m decoderlens demo --out decoderlens-demo
 
 lint:
-	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m ruff check src tests benchmarks docs
 
 typecheck:
 	$(PY) -m mypy
