@@ -37,7 +37,7 @@ from decoderlens.scheduling import plan_batches, row_slices
 from decoderlens.scoring import layer_scores, target_labels, token_statistics
 from decoderlens.settings import GENERATION_DEFAULTS as GEN
 from decoderlens.settings import RUNTIME_DEFAULTS as RUN
-from decoderlens.settings import FinalNorm, GenerationSettings, RuntimeSettings
+from decoderlens.settings import FinalNorm, GenerationSettings, RuntimeSettings, settings_from_keywords
 from decoderlens.trace import Tracer, embedding_noise, feature_noise, variants
 from decoderlens.tuned.translators import Translators, model_fingerprint
 
@@ -462,31 +462,19 @@ class DecoderLens:
     # --- the 2-D lens -----------------------------------------------------------------------------
 
     @torch.no_grad()
-    def grid(
-        self,
-        inputs: Sequence[Any] | str,
-        targets: Sequence[str] | str | None = None,
-        layers: LayerSpec = GEN.layers,
-        *,
-        max_new_tokens: int | None = GEN.max_new_tokens,
-        batch_size: int | str | None = RUN.batch_size,
-        max_rows: int = RUN.max_rows,
-        final_norm: FinalNorm = GEN.final_norm,
-        tgt_lang: str | None = GEN.tgt_lang,
-        language: str | None = GEN.language,
-        task: str | None = GEN.task,
-        truncation: bool = GEN.truncation,
-        progress: bool = False,
-        max_memory: int | str | None = RUN.max_memory,
-    ) -> GridOutput:
+    def grid(self, inputs: Sequence[Any] | str, targets: Sequence[str] | str | None = None,
+             layers: LayerSpec = GEN.layers, *, progress: bool = False, **settings: Any) -> GridOutput:
         """The 2-D lens: for every selected encoder layer and every decoder layer 1..D, the teacher-forced
         log-prob and rank of each target token and the top-1 token. Decoder layers below D are read through the
         decoder's own final norm and output head (a logit lens inside the decoder); D is the real output, so
         column D equals ``score``. Without ``targets`` the model's own top-layer output (greedy) is the target.
-        One teacher-forced forward over the stacked encoder layers gives every decoder layer at once."""
-        generation = GenerationSettings(layers, max_new_tokens, 1, final_norm, tgt_lang, language, task, None,
-                                        truncation).validate()
-        runtime = RuntimeSettings(batch_size, max_rows, max_memory).validate()
+        One teacher-forced forward over the stacked encoder layers gives every decoder layer at once.
+
+        ``settings``: any field of ``GenerationSettings`` (``max_new_tokens``, ``final_norm``, ``tgt_lang``,
+        ``language``, ``task``, ``truncation``) or ``RuntimeSettings`` (``batch_size``, ``max_rows``,
+        ``max_memory``).
+        """
+        generation, runtime = settings_from_keywords({**settings, "layers": layers, "top_length_cap": None})
         return self.grid_items(self._check_items(inputs), targets, generation, runtime, progress)
 
     def grid_items(self, items: list[Any], targets: Sequence[str] | str | None, generation: GenerationSettings,

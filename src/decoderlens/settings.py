@@ -162,3 +162,15 @@ def help_text(item: Any) -> str:
 def settings_fields(cls: type) -> set[str]:
     """The field names of a settings dataclass."""
     return {f.name for f in fields(cls)}
+
+
+def settings_from_keywords(keywords: dict[str, Any]) -> tuple[GenerationSettings, RuntimeSettings]:
+    """Generation and runtime settings from API keywords, checked; an unknown keyword names the known ones."""
+    generation_names, runtime_names = settings_fields(GenerationSettings), settings_fields(RuntimeSettings)
+    unknown = set(keywords) - generation_names - runtime_names
+    if unknown:
+        raise InputError(f"unknown setting {sorted(unknown)[0]!r}: known settings are "
+                         f"{', '.join(sorted(generation_names | runtime_names))}")
+    generation = GenerationSettings(**{k: v for k, v in keywords.items() if k in generation_names}).validate()
+    runtime = RuntimeSettings(**{k: v for k, v in keywords.items() if k in runtime_names}).validate()
+    return generation, runtime
