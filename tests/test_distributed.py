@@ -36,3 +36,22 @@ def test_two_process_eval_equals_single_process(tmp_path: Path) -> None:
     for name in ("readouts.jsonl", "summary.json", "summary.csv", "run.json"):
         assert (tmp_path / "multi" / name).read_bytes() == (tmp_path / "single" / name).read_bytes(), name
     assert not list((tmp_path / "multi").glob("readouts.rank*"))  # shards were merged and removed
+
+
+@pytest.mark.slow
+def test_two_process_tuning_keeps_one_set_of_translators(tmp_path: Path) -> None:
+    model_dir = tmp_path / "model"
+    tiny_model("t5").save_pretrained(model_dir)
+    tiny_processor("t5").save_pretrained(model_dir)
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps({"input": t}) + "\n" for t in sample_texts(40, seed=8)))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    env.pop("WORLD_SIZE", None)
+    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29733",
+              "-m", "decoderlens", "tune", str(model_dir), str(data), "--out", str(tmp_path / "lens"), "--steps", "4",
+              "--batch-size", "8", "--validation", "8", "--max-new-tokens", "4"]
+    multi = subprocess.run(launch, capture_output=True, text=True, env=env, timeout=600)
+    assert multi.returncode == 0, multi.stderr[-3000:]
+    config = json.loads((tmp_path / "lens" / "config.json").read_text())
+    assert config["steps"] == 4 and len(config["val_kl_tuned"]) == 3
+    assert not (tmp_path / "lens" / "checkpoint.pt").exists()
