@@ -78,3 +78,18 @@ def test_device_map_loading_reads_out_the_same(tmp_path: Path, device_map: str) 
     plain = DecoderLens.from_pretrained(str(tmp_path), device="cpu").generate(items, max_new_tokens=6)
     mapped = DecoderLens.from_pretrained(str(tmp_path), device_map=device_map)
     assert mapped.generate(items, max_new_tokens=6).to_json() == plain.to_json()
+
+
+def test_without_a_budget_calls_fit_the_free_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    lens = lens_for("t5")
+    items = sample_inputs("t5", count=5)
+    free = lens.generate(items, max_new_tokens=8)
+    encoded = lens.encode(items[:1])
+    _, length, width = encoded.final_output.shape
+    one_row = RowCost(lens.model).decoding(length, width, 8, 1)
+    monkeypatch.setattr(engine, "available_bytes", lambda device: 3 * one_row + 1)
+    seen = _rows_per_call(monkeypatch)
+    assert lens.generate(items, max_new_tokens=8).to_json() == free.to_json()
+    assert seen and max(seen) <= 3
+    monkeypatch.setattr(engine, "available_bytes", lambda device: 1)  # never refused: one row at a time
+    assert lens.generate(items, max_new_tokens=8).to_json() == free.to_json()

@@ -84,3 +84,28 @@ def rows_within(budget: int, row_bytes: int) -> int:
         raise InputError(f"a memory budget of {budget:,} bytes is below what one row needs (about {row_bytes:,} "
                          "bytes): raise max_memory (--max-memory) or lower max_new_tokens")
     return budget // row_bytes
+
+
+AUTO_SHARE_GPU = 0.6
+"""Without ``max_memory``, one call may hold this share of the GPU memory that is free after loading."""
+AUTO_SHARE_CPU = 0.4
+"""Without ``max_memory``, one call may hold this share of the machine's available memory."""
+
+
+def available_bytes(device: object) -> int | None:
+    """Memory one call may use when no budget is given: a share of what is free on ``device`` (``None`` when
+    that cannot be told)."""
+    import torch
+
+    kind = getattr(device, "type", str(device))
+    if kind == "cuda" and torch.cuda.is_available():
+        free, _ = torch.cuda.mem_get_info(device)  # type: ignore[arg-type]
+        return int(AUTO_SHARE_GPU * free)
+    if kind == "cpu":
+        try:
+            with open("/proc/meminfo") as f:
+                fields = dict(line.split(":", 1) for line in f)
+            return int(AUTO_SHARE_CPU * int(fields["MemAvailable"].split()[0]) * 1024)
+        except (OSError, KeyError, ValueError):
+            return None
+    return None

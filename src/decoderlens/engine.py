@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel
 
 from decoderlens.adapter import EncodedBatch, ModelAdapter
-from decoderlens.budget import RowCost, encoding_bytes, parse_size, rows_within
+from decoderlens.budget import RowCost, available_bytes, encoding_bytes, parse_size, rows_within
 from decoderlens.errors import InputError
 from decoderlens.generation import DecodingPlan, decode_rows, plan_decoding, strip_output
 from decoderlens.grid import example_grids, grid_statistics
@@ -204,10 +204,16 @@ class DecoderLens:
 
     def _rows_per_call(self, encoded: EncodedBatch, max_rows: int, max_memory: int | str | None,
                        row_bytes: Callable[[RowCost, int, int], int]) -> int:
-        """The row limit for one call: ``max_rows``, lowered to what fits ``max_memory``."""
-        if max_memory is None:
-            return max_rows
+        """The row limit for one call: ``max_rows``, lowered to what fits ``max_memory`` (without one, to what
+        fits a share of the device's free memory, never below one row)."""
         _, length, width = encoded.final_output.shape
+        if max_memory is None:
+            budget = available_bytes(self.device)
+            try:
+                per_row = row_bytes(RowCost(self.model), length, width)
+            except InputError:  # a config whose shape cannot be read: the plain row limit
+                return max_rows
+            return max_rows if budget is None else max(1, min(max_rows, budget // max(1, per_row)))
         return min(max_rows, rows_within(parse_size(max_memory), row_bytes(RowCost(self.model), length, width)))
 
     @staticmethod
