@@ -4,6 +4,7 @@ continue from there, and measure how much of the clean answer's probability come
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,26 +76,12 @@ class Tracer:
                 for layer in variant.layers:
                     swaps[layer].append((row, list(variant.positions)))
             noisy = noise[[s for _, s in chunk]] if noise is not None else None
-            with self.adapter.restoring(swaps, self.clean.hidden_states), _maybe(self.adapter, noisy):
+            noising = self.adapter.noisy_embeddings(noisy) if noisy is not None else contextlib.nullcontext()
+            with self.adapter.restoring(swaps, self.clean.hidden_states), noising:
                 encoded = self.adapter.encode(batch)
             final = self.adapter.restore_output(encoded.final_output, swaps[top], self.clean.final_output)
             probs.append(self.answer_prob(final, encoded.attention_mask))
         return torch.cat(probs).view(len(runs), samples).mean(-1).cpu().numpy()
-
-
-class _maybe:
-    """Noise on the token embeddings when there is any."""
-
-    def __init__(self, adapter: ModelAdapter, noise: torch.Tensor | None) -> None:
-        self.context = adapter.noisy_embeddings(noise) if noise is not None else None
-
-    def __enter__(self) -> None:
-        if self.context is not None:
-            self.context.__enter__()
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.context is not None:
-            self.context.__exit__(*exc)
 
 
 def embedding_noise(adapter: ModelAdapter, batch: dict[str, torch.Tensor], span: tuple[int, int], samples: int,
