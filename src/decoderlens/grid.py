@@ -53,17 +53,17 @@ def grid_statistics(
 def example_grids(tokenizer: Any, labels: torch.Tensor, layers: list[int], items: list[str], targets: list[str],
                   statistics: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> list[ExampleGrid]:
     """Per example, a typed cell for every (encoder layer, decoder layer)."""
-    logprobs, ranks, tops = statistics
+    logprobs, ranks, tops = (t.tolist() for t in statistics)
     names = tokenizer.convert_ids_to_tokens
     result = []
-    for b in range(labels.shape[0]):
-        positions = (labels[b] != -100).nonzero().flatten().tolist()
+    for b, row in enumerate(labels.tolist()):
+        positions = [p for p, token in enumerate(row) if token != -100]
         cells = []
         for li, layer in enumerate(layers):
-            for d in range(logprobs.shape[2]):
-                token_lp = [float(logprobs[li, b, d, p]) for p in positions]
-                rank = [int(ranks[li, b, d, p]) for p in positions]
-                top = [str(names(int(tops[li, b, d, p]))) for p in positions]
+            for d in range(len(logprobs[li][b])):
+                token_lp = [logprobs[li][b][d][p] for p in positions]
+                rank = [int(ranks[li][b][d][p]) for p in positions]
+                top = [str(t) for t in names([tops[li][b][d][p] for p in positions])]
                 cells.append(GridCell(layer, d + 1, sum(token_lp), token_lp, rank, top))
-        result.append(ExampleGrid(items[b], targets[b], [str(names(int(labels[b, p]))) for p in positions], cells))
+        result.append(ExampleGrid(items[b], targets[b], [str(t) for t in names([row[p] for p in positions])], cells))
     return result

@@ -72,23 +72,23 @@ def token_statistics(
 def layer_scores(tokenizer: Any, labels: torch.Tensor, layers: list[int],
                  statistics: tuple[torch.Tensor, ...]) -> list[list[LayerScore]]:
     """Per example, per layer: the statistics of every target token as typed results."""
-    target_lp, ranks, entropy, top_values, top_ids = statistics
-    names = tokenizer.convert_ids_to_tokens
-    result: list[list[LayerScore]] = [[] for _ in range(labels.shape[0])]
+    target_lp, ranks, entropy, top_values, top_ids = (t.tolist() for t in statistics)
+    label_rows = labels.tolist()
+    names: dict[int, str] = {}
+
+    def name(token_id: int) -> str:
+        if token_id not in names:
+            names[token_id] = str(tokenizer.convert_ids_to_tokens(token_id))
+        return names[token_id]
+
+    result: list[list[LayerScore]] = [[] for _ in label_rows]
     for li, layer in enumerate(layers):
-        for b in range(labels.shape[0]):
-            positions = (labels[b] != -100).nonzero().flatten().tolist()
+        for b, row in enumerate(label_rows):
             tokens = [
-                TokenScore(
-                    token_id=int(labels[b, p]),
-                    token=str(names(int(labels[b, p]))),
-                    logprob=float(target_lp[li, b, p]),
-                    rank=int(ranks[li, b, p]),
-                    entropy=float(entropy[li, b, p]),
-                    top_k=[(str(names(int(t))), float(v)) for t, v in zip(top_ids[li, b, p], top_values[li, b, p],
-                                                                          strict=True)],
-                )
-                for p in positions
+                TokenScore(token_id=token_id, token=name(token_id), logprob=target_lp[li][b][p],
+                           rank=int(ranks[li][b][p]), entropy=entropy[li][b][p],
+                           top_k=[(name(t), v) for t, v in zip(top_ids[li][b][p], top_values[li][b][p], strict=True)])
+                for p, token_id in enumerate(row) if token_id != -100
             ]
             result[b].append(LayerScore(layer, tokens))
     return result

@@ -118,7 +118,7 @@ class RuntimeSettings:
     batch_size: int | str | None = field(default=None, metadata=_help(
         "Inputs encoded together; 'auto' (None in Python) takes as many inputs of similar length as max_rows and "
         "max_memory allow.", str, "auto|N"))
-    max_rows: int = field(default=256, metadata=_help(
+    max_rows: int = field(default=512, metadata=_help(
         "Most stacked rows (layers x inputs) in one decoding or scoring call."))
     max_memory: str | int | None = field(default=None, metadata=_help(
         "Memory budget of one call's encoder pass, stacked states, caches and logits, e.g. 8GiB.", str, "SIZE"))

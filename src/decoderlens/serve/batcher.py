@@ -156,8 +156,9 @@ class Batcher:
             self.stats.requests += len(group)
             self.stats.largest_batch = max(self.stats.largest_batch, len(items))
             if first.kind == "readout":
+                streams = any(job.events is not None for job in group)  # only streams show tokens or leave early
                 watcher = _Watcher(owners, loop, lambda ids: lens.tokenizer.decode(ids, skip_special_tokens=True))
-                output: Any = lens.read(items, first.generation, self.runtime, watcher=watcher)
+                output: Any = lens.read(items, first.generation, self.runtime, watcher=watcher if streams else None)
             elif first.kind == "score":
                 targets = [t for job in group for t in job.targets or []]
                 output = lens.score_items(items, targets, first.generation, self.runtime, first.top_k)
