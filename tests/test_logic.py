@@ -128,8 +128,8 @@ def test_splits_and_tokenizer(tmp_path: Path) -> None:
 def test_training_checkpoints_resume_and_export(tmp_path: Path) -> None:
     import torch
 
-    from decoderlens.logic.model import ModelShape
-    from decoderlens.logic.train import TrainConfig, train
+    from decoderlens.logic.config import ModelShape, TrainConfig
+    from decoderlens.logic.train import train
 
     cfg = TrainConfig(max_steps=3, eval_every=3, checkpoint_every=2, eval_examples=10, warmup_steps=2,
                       shape=ModelShape(d_model=32, num_layers=2, num_heads=2, d_ff=64))
@@ -150,8 +150,8 @@ def test_snapshots_are_kept_and_averaged_at_export(tmp_path: Path) -> None:
     import torch
 
     from decoderlens.logic.card import model_card
-    from decoderlens.logic.model import ModelShape
-    from decoderlens.logic.train import TrainConfig, export_checkpoint, train
+    from decoderlens.logic.config import ModelShape, TrainConfig
+    from decoderlens.logic.train import export_checkpoint, train
 
     cfg = TrainConfig(max_steps=4, eval_every=4, checkpoint_every=1, eval_examples=4, warmup_steps=1, snapshots=3,
                       shape=ModelShape(d_model=32, num_layers=2, num_heads=2, d_ff=64))
@@ -184,8 +184,9 @@ def _echo_readouts(examples: list) -> Any:  # type: ignore[type-arg]
 def test_subformula_truth_tables_feed_the_auxiliary_loss() -> None:
     import torch
 
+    from decoderlens.logic.config import ModelShape
     from decoderlens.logic.formulas import VARIABLE_MASKS, subformula_masks
-    from decoderlens.logic.model import ModelShape, build_model, build_tokenizer
+    from decoderlens.logic.model import build_model, build_tokenizer
     from decoderlens.logic.train import batch_loss, truth_table_targets
 
     masks = subformula_masks("& ! a | b c")
@@ -210,8 +211,8 @@ def test_subformula_truth_tables_feed_the_auxiliary_loss() -> None:
 def test_mixed_size_batches_and_warm_start(tmp_path: Path) -> None:
     import torch
 
-    from decoderlens.logic.model import ModelShape
-    from decoderlens.logic.train import TrainConfig, train, training_batch
+    from decoderlens.logic.config import ModelShape, TrainConfig
+    from decoderlens.logic.train import train, training_batch
 
     sizes = [e.size for e in training_batch(5, TrainConfig(curriculum_steps=0, batch_size=256))]
     assert sizes == sorted(sizes) and sizes[-1] - sizes[0] > 20  # mixed sizes, sorted for the micro-batches

@@ -21,7 +21,8 @@ from typer.testing import CliRunner
 from decoderlens import DecoderLens, GenerationSettings, RuntimeSettings
 from decoderlens.cli.app import app as cli
 from decoderlens.logic import shipped_model_path
-from decoderlens.serve.app import ServeLimits, create_app
+from decoderlens.serve.app import create_app
+from decoderlens.serve.limits import ServeLimits
 from decoderlens.testing import sample_waveforms, tiny_model, tiny_processor
 
 FORMULAS = ["& a b", "| ! c d", "xor a <-> b c", "! ! e", "& | a b ! c", "<-> d e", "| a | b c", "& ! a ! b"]
@@ -54,7 +55,7 @@ def logic_lens() -> DecoderLens:
 
 @pytest.fixture(scope="module")
 def server(logic_lens: DecoderLens) -> Iterator[tuple[str, Any]]:
-    with serving(logic_lens, max_wait_ms=40.0, max_inputs=8, max_input_chars=200, max_new_tokens=32,
+    with serving(logic_lens, max_wait_ms=40.0, max_inputs=8, max_input_chars=200, max_new_tokens_limit=32,
                  max_body_bytes=5000) as running:
         yield running
 

@@ -529,7 +529,8 @@ class DecoderLens:
         settings = {"layers": layers, "final_norm": generation.final_norm, "tgt_lang": generation.tgt_lang,
                     "language": generation.language, "task": generation.task, "targets": targets,
                     "lens": self.lens_kind}
-        return GridOutput(self.name, self.num_layers, self.adapter.num_decoder_layers, examples, settings)
+        return GridOutput(self.name, self.num_layers, examples, settings,
+                          num_decoder_layers=self.adapter.num_decoder_layers)
 
 
     # --- causal tracing ---------------------------------------------------------------------------

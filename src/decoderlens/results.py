@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Generic, Protocol, Self, TypeVar
 
@@ -63,11 +63,23 @@ class ExampleReadouts:
         """The readout of ``layer``; raises ``KeyError`` if it was not selected."""
         return _by_layer(self.readouts, layer)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ExampleReadouts:
+        """Rebuild from its part of ``to_dict`` output."""
+        return cls(data["input"], [LayerReadout(**r) for r in data["readouts"]])
 
+
+@dataclass
 class _ResultSet(Generic[E]):
-    """Shared behaviour of the top-level results: a sequence of examples that saves and loads as JSON."""
+    """Shared behaviour of the top-level results: a sequence of examples that saves and loads as JSON (each
+    result names its example type in the metadata of its ``examples`` field)."""
 
+    model: str
+    """The model's name or path."""
+    num_encoder_layers: int
     examples: list[E]
+    settings: dict[str, Any] = field(default_factory=dict)
+    """Generation settings and options used (layers, max_new_tokens, num_beams, final_norm, ...)."""
 
     def __iter__(self) -> Iterator[E]:
         return iter(self.examples)
@@ -80,7 +92,12 @@ class _ResultSet(Generic[E]):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
-        raise NotImplementedError
+        """Rebuild from ``to_dict`` output."""
+        kinds = {item.name: item for item in fields(cls)}
+        example_type = kinds.pop("examples").metadata["example_type"]
+        values = {name: data[name] for name in kinds if name != "settings"}
+        return cls(**values, examples=[example_type.from_dict(ex) for ex in data["examples"]],
+                   settings=data.get("settings", {}))
 
     @classmethod
     def load(cls, path: str | Path) -> Self:
@@ -132,24 +149,12 @@ class _ResultSet(Generic[E]):
 class LensOutput(_ResultSet[ExampleReadouts]):
     """Readouts of every input at every selected layer; iterate to get one ``ExampleReadouts`` per input."""
 
-    model: str
-    num_encoder_layers: int
-    examples: list[ExampleReadouts]
-    settings: dict[str, Any] = field(default_factory=dict)
-    """Generation settings and options used (layers, max_new_tokens, num_beams, final_norm, ...)."""
+    examples: list[ExampleReadouts] = field(metadata={"example_type": ExampleReadouts})
 
     @property
     def layers(self) -> list[int]:
         """The layers that were read out."""
         return [r.layer for r in self.examples[0].readouts] if self.examples else []
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> LensOutput:
-        """Rebuild from ``to_dict`` output."""
-        examples = [
-            ExampleReadouts(ex["input"], [LayerReadout(**r) for r in ex["readouts"]]) for ex in data["examples"]
-        ]
-        return cls(data["model"], data["num_encoder_layers"], examples, data.get("settings", {}))
 
     def to_records(self) -> list[dict[str, Any]]:
         """One flat record per (example, layer)."""
@@ -195,6 +200,13 @@ class ExampleScores:
     target: str
     layers: list[LayerScore]
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ExampleScores:
+        """Rebuild from its part of ``to_dict`` output."""
+        layers = [LayerScore(ls["layer"], [TokenScore(**{**t, "top_k": [tuple(p) for p in t["top_k"]]})
+                                           for t in ls["tokens"]]) for ls in data["layers"]]
+        return cls(data["input"], data["target"], layers)
+
     def layer(self, layer: int) -> LayerScore:
         """The scores of ``layer``; raises ``KeyError`` if it was not selected."""
         return _by_layer(self.layers, layer)
@@ -204,23 +216,7 @@ class ExampleScores:
 class ScoreOutput(_ResultSet[ExampleScores]):
     """Teacher-forced scores of targets at every selected layer."""
 
-    model: str
-    num_encoder_layers: int
-    examples: list[ExampleScores]
-    settings: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ScoreOutput:
-        """Rebuild from ``to_dict`` output."""
-        examples = []
-        for ex in data["examples"]:
-            layers = [
-                LayerScore(ls["layer"], [TokenScore(**{**t, "top_k": [tuple(p) for p in t["top_k"]]})
-                                         for t in ls["tokens"]])
-                for ls in ex["layers"]
-            ]
-            examples.append(ExampleScores(ex["input"], ex["target"], layers))
-        return cls(data["model"], data["num_encoder_layers"], examples, data.get("settings", {}))
+    examples: list[ExampleScores] = field(metadata={"example_type": ExampleScores})
 
     def to_records(self) -> list[dict[str, Any]]:
         """One flat record per (example, layer, target position)."""
@@ -259,6 +255,11 @@ class ExampleGrid:
     """The target's tokens (what each position of a cell scores)."""
     cells: list[GridCell]
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ExampleGrid:
+        """Rebuild from its part of ``to_dict`` output."""
+        return cls(data["input"], data["target"], list(data["tokens"]), [GridCell(**c) for c in data["cells"]])
+
     def cell(self, encoder_layer: int, decoder_layer: int) -> GridCell:
         """The cell of one encoder and one decoder layer."""
         for cell in self.cells:
@@ -277,19 +278,8 @@ class ExampleGrid:
 class GridOutput(_ResultSet[ExampleGrid]):
     """The 2-D lens (encoder layer x decoder layer) of every input."""
 
-    model: str
-    num_encoder_layers: int
-    num_decoder_layers: int
-    examples: list[ExampleGrid]
-    settings: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> GridOutput:
-        """Rebuild from ``to_dict`` output."""
-        examples = [ExampleGrid(ex["input"], ex["target"], list(ex["tokens"]), [GridCell(**c) for c in ex["cells"]])
-                    for ex in data["examples"]]
-        return cls(data["model"], data["num_encoder_layers"], data["num_decoder_layers"], examples,
-                   data.get("settings", {}))
+    examples: list[ExampleGrid] = field(metadata={"example_type": ExampleGrid})
+    num_decoder_layers: int = field(kw_only=True)
 
     def to_records(self) -> list[dict[str, Any]]:
         """One flat record per (example, encoder layer, decoder layer)."""

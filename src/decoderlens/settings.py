@@ -58,38 +58,39 @@ def check_device(device: str) -> None:
         raise InputError(f"unknown device {device!r}: use auto, cpu, cuda, cuda:N or mps (--device)")
 
 
-def _help(text: str, cli_type: type | None = None, metavar: str | None = None) -> dict[str, Any]:
+def described(text: str, cli_type: type | None = None, metavar: str | None = None,
+              flag: str | None = None) -> dict[str, Any]:
     """A field's documentation, which is also its command-line help (``cli_type``: the option's type where the
-    annotation allows several)."""
-    return {"help": text, "cli_type": cli_type, "metavar": metavar}
+    annotation allows several; ``flag``: the option's name where it is not the field's)."""
+    return {"help": text, "cli_type": cli_type, "metavar": metavar, "flag": flag}
 
 
 @dataclass
 class GenerationSettings:
     """What is read out, and how the decoder generates from each layer (field help = its documentation)."""
 
-    layers: Any = field(default="all", metadata=_help(
+    layers: Any = field(default="all", metadata=described(
         "Layers to read: 'all', a list like '0,3,-1' (negatives count from the end, -1 = the final output) or a "
         "slice like '2:6'.", str, "all|LIST|SLICE"))
-    max_new_tokens: int | None = field(default=None, metadata=_help(
+    max_new_tokens: int | None = field(default=None, metadata=described(
         "New tokens per readout (default: the model's generation config, else 64)."))
-    num_beams: int = field(default=1, metadata=_help("Beam width; 1 is greedy decoding, as in the paper."))
-    final_norm: FinalNorm = field(default="auto", metadata=_help(
+    num_beams: int = field(default=1, metadata=described("Beam width; 1 is greedy decoding, as in the paper."))
+    final_norm: FinalNorm = field(default="auto", metadata=described(
         "'auto' applies a pre-LN encoder's final norm to intermediate layers; 'none' reads raw block outputs.", str,
         "auto|none"))
-    tgt_lang: str | None = field(default=None, metadata=_help(
+    tgt_lang: str | None = field(default=None, metadata=described(
         "Target language of multilingual translation models (fra_Latn for NLLB, fr for M2M100, fr_XX for "
         "mBART-50)."))
-    language: str | None = field(default=None, metadata=_help(
+    language: str | None = field(default=None, metadata=described(
         "Spoken language of Whisper-style speech models (en, de, ...)."))
-    task: str | None = field(default=None, metadata=_help("Whisper-style speech models: transcribe or translate.",
+    task: str | None = field(default=None, metadata=described("Whisper-style speech models: transcribe or translate.",
                                                           str, "transcribe|translate"))
-    top_length_cap: float | None = field(default=2.0, metadata=_help(
+    top_length_cap: float | None = field(default=2.0, metadata=described(
         "Greedy readouts below the top layer stop after CAP x n + 16 new tokens, n = the example's top-layer "
         "length; 0 switches it off."))
-    truncation: bool = field(default=False, metadata=_help(
+    truncation: bool = field(default=False, metadata=described(
         "Cut over-long text inputs to the model's limit instead of refusing them."))
-    translators: str | None = field(default=None, metadata=_help(
+    translators: str | None = field(default=None, metadata=described(
         "Read layers below the top through trained translators (a folder or Hub id from decoderlens tune).", str,
         "DIR"))
 
@@ -115,18 +116,18 @@ class GenerationSettings:
 class RuntimeSettings:
     """Where and in what pieces the work runs; these change speed and memory, never results."""
 
-    batch_size: int | str | None = field(default=None, metadata=_help(
+    batch_size: int | str | None = field(default=None, metadata=described(
         "Inputs encoded together; 'auto' (None in Python) takes as many inputs of similar length as max_rows and "
         "max_memory allow.", str, "auto|N"))
-    max_rows: int = field(default=512, metadata=_help(
+    max_rows: int = field(default=512, metadata=described(
         "Most stacked rows (layers x inputs) in one decoding or scoring call."))
-    max_memory: str | int | None = field(default=None, metadata=_help(
+    max_memory: str | int | None = field(default=None, metadata=described(
         "Memory budget of one call's encoder pass, stacked states, caches and logits, e.g. 8GiB.", str, "SIZE"))
-    device: str = field(default="auto", metadata=_help("auto (CUDA when available), cpu, cuda, cuda:N or mps."))
-    dtype: str = field(default="auto", metadata=_help(
+    device: str = field(default="auto", metadata=described("auto (CUDA when available), cpu, cuda, cuda:N or mps."))
+    dtype: str = field(default="auto", metadata=described(
         "auto (bfloat16 on GPUs that support it, else float32), float32, bfloat16 or float16.", str,
         "auto|float32|bfloat16|float16"))
-    device_map: str | None = field(default=None, metadata=_help(
+    device_map: str | None = field(default=None, metadata=described(
         "'auto' spreads a model too large for one GPU over all GPUs (replaces device)."))
 
     def validate(self) -> RuntimeSettings:

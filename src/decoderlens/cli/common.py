@@ -12,16 +12,20 @@ from contextlib import contextmanager
 from dataclasses import fields, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Protocol, TypeVar
 
 import typer
 from rich.console import Console
 
 from decoderlens.errors import DecoderLensError
-from decoderlens.settings import GenerationSettings, RuntimeSettings, help_text, option_name
+from decoderlens.settings import RuntimeSettings, help_text, option_name
 
 err_console = Console(stderr=True, soft_wrap=True)
-S = TypeVar("S", GenerationSettings, RuntimeSettings)
+class _Checked(Protocol):
+    def validate(self) -> Any: ...
+
+
+S = TypeVar("S", bound=_Checked)
 F = TypeVar("F", bound=Callable[..., Any])
 _SIMPLE_TYPES: dict[str, type] = {"int": int, "float": float, "str": str, "bool": bool}
 
@@ -37,6 +41,10 @@ ModelArg = Annotated[str, typer.Argument(help="Hub model name or local folder (s
 FormatOpt = Annotated[FormatChoice, typer.Option("--format", help="table, json or csv.")]
 OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Write the result to this file.",
                                                 show_default=False)]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Use translators trained for another model (same shape) "
+                                        "anyway, with a warning.")]
+HtmlOpt = Annotated[Path | None, typer.Option("--html", help="Also write an HTML view to this file.",
+                                              show_default=False)]
 
 
 def _cli_type(item: Any) -> type:
@@ -60,7 +68,7 @@ def settings_options(*classes: type, skip: tuple[str, ...] = ()) -> Callable[[F]
                 if item.name in skip:
                     continue
                 kind = _cli_type(item)
-                flag = option_name(item.name)
+                flag = item.metadata.get("flag") or option_name(item.name)
                 decls = [f"{flag}/--no-{flag[2:]}"] if kind is bool else [flag]
                 metavar = item.metadata.get("metavar") or {int: "N", float: "X", str: "TEXT"}.get(kind)
                 option = typer.Option(*decls, help=help_text(item), metavar=None if kind is bool else metavar,
@@ -85,7 +93,7 @@ def settings_options(*classes: type, skip: tuple[str, ...] = ()) -> Callable[[F]
 
 def settings_of(cls: type[S], given: dict[str, Any]) -> S:
     """Default settings of ``cls`` with the given options that belong to it applied, checked."""
-    names = {f.name for f in fields(cls)}
+    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
     return replace(cls(), **{k: v for k, v in given.items() if k in names}).validate()  # type: ignore[type-var]
 
 

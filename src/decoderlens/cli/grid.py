@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -19,10 +18,8 @@ def grid_command(
                                                  show_default=False)] = None,
     fmt: common.FormatOpt = common.FormatChoice.table,
     output: common.OutputOpt = None,
-    force: Annotated[bool, typer.Option("--force", help="Use translators trained for another model (same shape) "
-                                        "anyway, with a warning.")] = False,
-    html: Annotated[Path | None, typer.Option("--html", help="Also write the heatmaps to this HTML file.",
-                                              show_default=False)] = None,
+    force: common.ForceOpt = False,
+    html: common.HtmlOpt = None,
     *,
     given: dict[str, Any],
 ) -> None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from decoderlens.cli.common import friendly_errors, quiet_transformers
+from decoderlens.cli.common import friendly_errors, quiet_transformers, settings_of, settings_options
+from decoderlens.logic.config import ModelShape, TrainConfig
 
 
 class TargetChoice(StrEnum):
@@ -63,52 +64,32 @@ def data(
 
 
 @logic_app.command("train")
+@settings_options(TrainConfig, skip=("shape",))
 def train(
     out: Annotated[Path, typer.Argument(help="Run folder: checkpoint.pt, train_log.jsonl, model/.")],
-    max_steps: Annotated[int, typer.Option("--max-steps", min=1)] = 16_000,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 64,
-    learning_rate: Annotated[float, typer.Option("--lr")] = 1e-3,
-    warmup_steps: Annotated[int, typer.Option("--warmup-steps", min=0)] = 300,
-    micro_batches: Annotated[int, typer.Option("--micro-batches", min=1, help="Slices each size-sorted batch is "
-                                               "run in (same gradient, less padding).")] = 4,
-    curriculum_steps: Annotated[int, typer.Option("--curriculum-steps", min=0)] = 5_000,
-    size_bias: Annotated[float, typer.Option("--size-bias", min=0, help="Draw formula sizes with weight "
-                                             "size**BIAS (0: uniform; 1 dwells on large formulas).")] = 0.0,
-    aux_weight: Annotated[float, typer.Option("--aux-weight", min=0, help="Weight of the truth-table loss on "
-                                              "the encoder output (0: plain sequence-to-sequence).")] = 1.0,
     d_model: Annotated[int, typer.Option("--d-model", min=8, help="Model width (feed-forward 4x); the shipped "
                                          "model has 64, the paper's 128.")] = 64,
-    target: Annotated[TargetChoice, typer.Option(
-        "--target", help="What the model learns to write: 'majority' (a full assignment, each variable towards more "
-        "satisfying completions) or 'minimal' (the generator's minimal partial assignment).")] = TargetChoice.majority,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
     threads: Annotated[int | None, typer.Option("--threads", help="CPU threads for torch.")] = None,
-    init_from: Annotated[str | None, typer.Option("--init-from", help="Warm-start from a checkpoint file or "
-                                                  "model folder ('shipped' for the shipped model).")] = None,
+    *,
+    given: dict[str, Any],
 ) -> None:
     """Train the logic model from scratch (resumes from OUT/checkpoint.pt if present)."""
-    import torch
+    with friendly_errors():
+        cfg = settings_of(TrainConfig, {**given, "shape": ModelShape(d_model=d_model, d_ff=4 * d_model)})
+        import torch
 
-    from decoderlens.logic.data import SPLITS, generate_examples
-    from decoderlens.logic.train import TrainConfig
-    from decoderlens.logic.train import train as run_training
+        from decoderlens.logic.data import SPLITS, generate_examples
+        from decoderlens.logic.train import train as run_training
 
-    if threads:
-        torch.set_num_threads(threads)
-    offset, count = SPLITS["validation"]
-    validation = generate_examples(count, seed=seed * 1000 + offset, prefix="validation-", target=str(target))
-    if init_from == "shipped":
-        from decoderlens.logic import shipped_model_path
+        if threads:
+            torch.set_num_threads(threads)
+        offset, count = SPLITS["validation"]
+        validation = generate_examples(count, seed=cfg.seed * 1000 + offset, prefix="validation-", target=cfg.target)
+        if cfg.init_from == "shipped":
+            from decoderlens.logic import shipped_model_path
 
-        init_from = str(shipped_model_path())
-    from decoderlens.logic.model import ModelShape
-
-    cfg = TrainConfig(seed=seed, max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate,
-                      warmup_steps=warmup_steps, micro_batches=micro_batches,
-                      curriculum_steps=curriculum_steps, size_bias=size_bias,
-                      aux_weight=aux_weight, target=str(target), init_from=init_from,
-                      shape=ModelShape(d_model=d_model, d_ff=4 * d_model))
-    final = run_training(out, cfg, validation)
+            cfg.init_from = str(shipped_model_path())
+        final = run_training(out, cfg, validation)
     typer.echo(f"model saved to {final}")
 
 

@@ -8,8 +8,10 @@ from typing import Annotated, Any
 import typer
 
 from decoderlens.cli.common import (
+    ForceOpt,
     FormatChoice,
     FormatOpt,
+    HtmlOpt,
     ModelArg,
     OutputOpt,
     friendly_errors,
@@ -57,10 +59,8 @@ def run(
                                                      help="Image file (repeat the flag for each).")] = None,
     fmt: FormatOpt = FormatChoice.table,
     output: OutputOpt = None,
-    force: Annotated[bool, typer.Option("--force", help="Use translators trained for another model (same shape) "
-                                        "anyway, with a warning.")] = False,
-    html: Annotated[Path | None, typer.Option("--html", help="Also write an HTML view to this file.",
-                                              show_default=False)] = None,
+    force: ForceOpt = False,
+    html: HtmlOpt = None,
     *,
     given: dict[str, Any],
 ) -> None:

@@ -43,8 +43,7 @@ def score(
     top_k: Annotated[int, typer.Option("--top-k", help="Most likely tokens listed per position.")] = 5,
     fmt: common.FormatOpt = common.FormatChoice.table,
     output: common.OutputOpt = None,
-    force: Annotated[bool, typer.Option("--force", help="Use translators trained for another model (same shape) "
-                                        "anyway, with a warning.")] = False,
+    force: common.ForceOpt = False,
     *,
     given: dict[str, Any],
 ) -> None:

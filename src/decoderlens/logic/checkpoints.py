@@ -8,7 +8,8 @@ from pathlib import Path
 
 import torch
 
-from decoderlens.logic.model import ModelShape, build_model, build_tokenizer
+from decoderlens.logic.config import ModelShape
+from decoderlens.logic.model import build_model, build_tokenizer
 
 
 def save_snapshot(folder: Path, step: int, weights: dict[str, torch.Tensor], keep: int) -> None:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast, T5Config, T5ForConditionalGeneration
 
+from decoderlens.logic.config import ModelShape
 from decoderlens.logic.formulas import BINARY, UNARY, VALUES, VARIABLES
 
 SPECIAL_TOKENS = ("<pad>", "</s>", "<unk>")
@@ -31,22 +30,9 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
     )
 
 
-@dataclass(frozen=True)
-class ModelShape:
-    """Shape of the from-scratch model (defaults: 6+6 layers, d 128, as in the paper's logic model): residual width
-    ``d_model``, ``num_layers`` encoder blocks and as many decoder blocks, feed-forward width ``d_ff``."""
-
-    d_model: int = 128
-    num_layers: int = 6
-    num_heads: int = 4
-    d_ff: int = 512
-    dropout: float = 0.0
-    position_buckets: int = 160
-    """T5 relative-position buckets; 160 (80 per direction) keeps every offset within a formula distinct."""
-
-
-def build_model(vocab_size: int, shape: ModelShape = ModelShape()) -> T5ForConditionalGeneration:
-    """A randomly initialised T5 encoder-decoder of the given shape."""
+def build_model(vocab_size: int, shape: ModelShape | None = None) -> T5ForConditionalGeneration:
+    """A randomly initialised T5 encoder-decoder of the given shape (default: ``ModelShape()``)."""
+    shape = shape or ModelShape()
     config = T5Config(  # type: ignore[call-arg]
         vocab_size=vocab_size,
         d_model=shape.d_model,

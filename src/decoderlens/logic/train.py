@@ -8,7 +8,7 @@ import json
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from decoderlens.logic.checkpoints import export_checkpoint, save_snapshot
+from decoderlens.logic.config import TrainConfig
 from decoderlens.logic.data import MAX_SIZE, LogicExample, generate_examples
 from decoderlens.logic.formulas import (
     NUM_ASSIGNMENTS,
@@ -26,49 +27,7 @@ from decoderlens.logic.formulas import (
     subformula_masks,
     truth_mask,
 )
-from decoderlens.logic.model import ModelShape, build_model, build_tokenizer
-
-
-@dataclass
-class TrainConfig:
-    """Everything that determines a training run; stored with every checkpoint and in the model card."""
-
-    seed: int = 0
-    """Seeds the model's initialisation and every batch (batches are generated afresh from it)."""
-    max_steps: int = 16_000
-    """Optimiser steps; the learning-rate schedule ends there."""
-    batch_size: int = 64
-    """Formulas per step."""
-    micro_batches: int = 4
-    """Each batch is sorted by formula size and run in this many slices (less padding, same gradient)."""
-    learning_rate: float = 1e-3
-    """Peak learning rate of AdamW (betas 0.9/0.98)."""
-    warmup_steps: int = 300
-    """Steps of linear warm-up before the cosine decay."""
-    min_lr_ratio: float = 0.1
-    """Where the cosine decay ends, as a share of the peak."""
-    weight_decay: float = 0.01
-    curriculum_start_size: int = 6
-    """Largest formula size at the first step of the curriculum."""
-    curriculum_steps: int = 5_000
-    """Steps over which the largest size grows to 35 (0: all sizes from the start)."""
-    size_bias: float = 0.0
-    """Formula sizes are drawn with weight ``size ** size_bias`` (0: uniform, as in the test split)."""
-    target: str = "majority"
-    """The kind of assignment the model learns to write (a key of ``data.TARGET_KINDS``); validation examples
-    should carry the same kind, so that exact match is measured against it."""
-    aux_weight: float = 1.0
-    """Weight of the auxiliary loss: a linear probe on the encoder output predicts the 32-entry truth table of
-    the subformula starting at every position. The probe is dropped at export; the model is a plain T5."""
-    init_from: str | None = None
-    """Start a fresh run (new schedule) from the weights of this checkpoint file or model folder
-    (e.g. the shipped model: ``decoderlens.logic.shipped_model_path()``)."""
-    eval_every: int = 500
-    eval_examples: int = 500
-    checkpoint_every: int = 250
-    snapshots: int = 8
-    """The model weights of the last this many checkpoints are kept in ``snapshots/`` (for averaging at export)."""
-    shape: ModelShape = field(default_factory=ModelShape)
+from decoderlens.logic.model import build_model, build_tokenizer
 
 
 def learning_rate(step: int, cfg: TrainConfig) -> float:

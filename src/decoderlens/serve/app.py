@@ -9,7 +9,6 @@ import io
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from fastapi import FastAPI, Request
@@ -21,32 +20,11 @@ from decoderlens.engine import DecoderLens
 from decoderlens.errors import DecoderLensError, InputError
 from decoderlens.presentation.report import display_name, render_page
 from decoderlens.serve.batcher import Batcher, Job, QueueFull
+from decoderlens.serve.limits import ServeLimits
 from decoderlens.settings import GenerationSettings, RuntimeSettings
 from decoderlens.version import __version__
 
 log = logging.getLogger("decoderlens.serve")
-
-
-@dataclass
-class ServeLimits:
-    """What one request may ask for (printed when the server starts)."""
-
-    max_inputs: int = 32
-    """Inputs in one request."""
-    max_input_chars: int = 4000
-    """Characters in one input or target."""
-    max_new_tokens: int = 256
-    """The most ``max_new_tokens`` a request may ask for."""
-    max_body_bytes: int = 20_000_000
-    """Bytes in one request body (uploads included)."""
-    queue_size: int = 256
-    """Requests that may wait; beyond, 503."""
-    max_batch: int = 16
-    """Most inputs decoded together."""
-    max_wait_ms: float = 10.0
-    """How long a request waits for others to share its decode."""
-    token: str | None = field(default=None, repr=False)
-    """Bearer token every API request must send (``None``: none needed)."""
 
 
 class _Strict(BaseModel):
@@ -164,7 +142,7 @@ def create_app(lens: DecoderLens, runtime: RuntimeSettings | None = None, limits
                 "layers": list(range(lens.num_layers + 1)), "target_language": spec.target_language,
                 "speech_prompt": spec.speech_prompt, "lens": lens.lens_kind,
                 "limits": {"max_inputs": limits.max_inputs, "max_input_chars": limits.max_input_chars,
-                           "max_new_tokens": limits.max_new_tokens, "max_body_bytes": limits.max_body_bytes}}
+                           "max_new_tokens": limits.max_new_tokens_limit, "max_body_bytes": limits.max_body_bytes}}
 
     async def readout_job(request: Request) -> Job:
         """A readout job from a JSON body, or from a multipart upload of audio or images (``files`` and a
@@ -278,8 +256,9 @@ def _check(inputs: list[str], max_new_tokens: int | None, limits: ServeLimits,
         if len(text) > limits.max_input_chars:
             raise InputError(f"an input or target is {len(text):,} characters long; this server takes at most "
                              f"{limits.max_input_chars:,}")
-    if max_new_tokens is not None and max_new_tokens > limits.max_new_tokens:
-        raise InputError(f"max_new_tokens {max_new_tokens} is over this server's limit of {limits.max_new_tokens}")
+    if max_new_tokens is not None and max_new_tokens > limits.max_new_tokens_limit:
+        raise InputError(f"max_new_tokens {max_new_tokens} is over this server's limit of "
+                         f"{limits.max_new_tokens_limit}")
 
 
 def _named(output: Any, names: list[str] | None) -> Any:

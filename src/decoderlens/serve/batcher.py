@@ -174,8 +174,8 @@ def _split(output: LensOutput | ScoreOutput | GridOutput, group: list[Job]) -> l
         examples = output.examples[start: start + len(job.items)]
         start += len(job.items)
         if isinstance(output, GridOutput):
-            parts.append(GridOutput(output.model, output.num_encoder_layers, output.num_decoder_layers,
-                                    examples, output.settings))  # type: ignore[arg-type]
+            parts.append(GridOutput(output.model, output.num_encoder_layers, examples,  # type: ignore[arg-type]
+                                    output.settings, num_decoder_layers=output.num_decoder_layers))
         else:
             parts.append(type(output)(output.model, output.num_encoder_layers, examples,  # type: ignore[arg-type]
                                       output.settings))
