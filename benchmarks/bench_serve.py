@@ -27,7 +27,7 @@ import httpx
 
 from decoderlens.logic import shipped_model_path
 from decoderlens.logic.demo import held_out_examples
-from decoderlens.serve.app import ServeLimits
+from decoderlens.serve.limits import ServeLimits
 
 
 def free_port() -> int:
