@@ -93,3 +93,54 @@ def test_without_a_budget_calls_fit_the_free_memory(monkeypatch: pytest.MonkeyPa
     assert seen and max(seen) <= 3
     monkeypatch.setattr(engine, "available_bytes", lambda device: 1)  # never refused: one row at a time
     assert lens.generate(items, max_new_tokens=8).to_json() == free.to_json()
+
+
+def _encoder_calls(lens: DecoderLens, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    seen: list[int] = []
+    original = lens.adapter.encode
+
+    def counting(batch: Any) -> Any:
+        seen.append(next(iter(batch.values())).shape[0])
+        return original(batch)
+
+    monkeypatch.setattr(lens.adapter, "encode", counting)
+    return seen
+
+
+@pytest.mark.parametrize("family", ["t5", "bart"])
+def test_the_encoder_runs_in_pieces_under_a_budget_with_the_same_states(family: str,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from decoderlens.budget import encoding_bytes
+
+    lens = lens_for(family)
+    items = sample_inputs(family, count=5, seed=2)
+    whole = lens.encode(items)
+    one = lens.encode(items[:1])
+    per_input = encoding_bytes(sum(t.numel() * t.element_size() for t in one.hidden_states))
+    seen = _encoder_calls(lens, monkeypatch)
+    pieces = lens.encode(items, max_memory=2 * per_input)
+    assert len(seen) > 2 and max(seen) <= 2, f"the encoder ran on {seen} inputs at a time"
+    for a, b in zip(whole.hidden_states, pieces.hidden_states, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("family", ["t5", "bart", "whisper"])
+def test_read_all_encodes_once_and_equals_separate_calls(family: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from decoderlens.settings import GenerationSettings, RuntimeSettings
+
+    lens = lens_for(family)
+    items = sample_inputs(family, count=4, seed=6)
+    targets = ["w1 w2", "w3", "w4 w5 w6", "w7"]
+    readouts = lens.generate(items, max_new_tokens=6, batch_size=4)
+    scores = lens.score(items, targets, batch_size=4)
+    seen = _encoder_calls(lens, monkeypatch)
+    both = lens.read_all(items, targets, GenerationSettings(max_new_tokens=6), RuntimeSettings(batch_size=4))
+    assert sum(seen) == len(items), f"read_all encoded {seen} inputs for {len(items)}"
+    assert both.readouts.to_json() == readouts.to_json()
+    assert both.scores is not None
+    for a, b in zip(both.scores, scores, strict=True):
+        for la, lb in zip(a.layers, b.layers, strict=True):
+            assert [t.token_id for t in la.tokens] == [t.token_id for t in lb.tokens]
+            assert [t.logprob for t in la.tokens] == pytest.approx([t.logprob for t in lb.tokens], rel=1e-5, abs=1e-5)
