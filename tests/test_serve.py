@@ -167,6 +167,16 @@ def test_the_token_is_enforced(logic_lens: DecoderLens) -> None:
     assert refused.exit_code == 2 and "--token" in refused.stderr
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (["--max-batch", "0"], "max_batch (--max-batch) must be a whole number of at least 1, got 0"),
+    (["--queue-size", "0"], "queue_size (--queue-size) must be a whole number of at least 1, got 0"),
+    (["--max-wait-ms", "-5"], "max_wait_ms (--max-wait-ms) must be a number of at least 0"),
+])
+def test_server_limits_are_checked_before_loading(args: list[str], message: str) -> None:
+    refused = CliRunner().invoke(cli, ["serve", "/no/such/folder", *args])
+    assert refused.exit_code == 2 and message in refused.stderr and "Traceback" not in refused.stderr
+
+
 def test_audio_uploads(tmp_path: Path) -> None:
     import soundfile as sf
 
