@@ -13,18 +13,30 @@ import pytest
 from decoderlens.testing import sample_texts, tiny_model, tiny_processor
 
 
+def _saved_model(tmp_path: Path, family: str) -> Path:
+    """A tiny model of ``family`` saved with its processor, as a user's folder."""
+    model_dir = tmp_path / "model"
+    tiny_model(family).save_pretrained(model_dir)
+    tiny_processor(family).save_pretrained(model_dir)
+    return model_dir
+
+
+def _offline_env() -> dict[str, str]:
+    """The environment of a child process: offline, one thread, not inside another launch."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    env.pop("WORLD_SIZE", None)
+    return env
+
+
 @pytest.mark.slow
 def test_two_process_eval_equals_single_process(tmp_path: Path) -> None:
-    model_dir = tmp_path / "model"
-    tiny_model("bart").save_pretrained(model_dir)
-    tiny_processor("bart").save_pretrained(model_dir)
+    model_dir = _saved_model(tmp_path, "bart")
     data = tmp_path / "data.jsonl"
     data.write_text("".join(json.dumps({"id": f"r{i}", "input": t, "target": t.split()[0]}) + "\n"
                             for i, t in enumerate(sample_texts(11, seed=6))))
     args = ["-m", "decoderlens", "eval", str(model_dir), str(data), "--max-new-tokens", "5", "--device", "cpu",
             "--metric", "accuracy", "--metric", "chrf"]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    env.pop("WORLD_SIZE", None)
+    env = _offline_env()
     single = subprocess.run([sys.executable, *args, "--out", str(tmp_path / "single")], capture_output=True,
                             text=True, env=env, timeout=300)
     assert single.returncode == 0, single.stderr
@@ -40,13 +52,10 @@ def test_two_process_eval_equals_single_process(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_two_process_tuning_keeps_one_set_of_translators(tmp_path: Path) -> None:
-    model_dir = tmp_path / "model"
-    tiny_model("t5").save_pretrained(model_dir)
-    tiny_processor("t5").save_pretrained(model_dir)
+    model_dir = _saved_model(tmp_path, "t5")
     data = tmp_path / "data.jsonl"
     data.write_text("".join(json.dumps({"input": t}) + "\n" for t in sample_texts(40, seed=8)))
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    env.pop("WORLD_SIZE", None)
+    env = _offline_env()
     launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29733",
               "-m", "decoderlens", "tune", str(model_dir), str(data), "--out", str(tmp_path / "lens"), "--steps", "4",
               "--batch-size", "8", "--validation", "8", "--max-new-tokens", "4"]
