@@ -1,7 +1,10 @@
 """Side-by-side decoding benchmark at the engine's DEFAULTS, against the naive way and other settings.
 
-Each method runs in its own subprocess (so that peak memory is its own) on the same model and inputs; the
-parent checks which methods produce the same tokens as the per-layer loop and prints ratios.
+Each method runs in its own subprocess (so that peak memory is its own) on the same model and inputs, in
+``--rounds`` rounds (3 by default) in which the methods alternate, so that all of them see the same drift of a
+shared machine. The parent checks which methods produce the same tokens as the per-layer loop and prints each
+method's best and median time and the ratios: best against best (as ``timeit`` reports), median against
+median, and round by round.
 
     python benchmarks/bench_decoding.py --shape t5-small --inputs 8
     python benchmarks/bench_decoding.py --shape t5-base --inputs 32 --methods naive,defaults,floor
@@ -26,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -137,6 +141,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--score", action="store_true", help="compare eval --score's old and new paths")
     parser.add_argument("--methods", default=None)
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each method, alternating")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -145,28 +150,39 @@ def main() -> None:
         sys.stdout.write(json.dumps(result))
         return
     methods = (args.methods or ",".join(SCORING if args.score else DECODING)).split(",")
-    results = {}
-    for method in methods:
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--child", method, "--shape", args.shape, "--inputs",
-               str(args.inputs), "--max-new-tokens", str(args.max_new_tokens), "--num-beams", str(args.num_beams),
-               "--threads", str(args.threads), *(["--score"] if args.score else [])]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
-        results[method] = json.loads(proc.stdout.strip().splitlines()[-1])
-        print(f"  {method:10s} {results[method]['seconds']:8.2f} s   peak RSS {results[method]['peak_rss_mb']:7.0f} MB",
-              flush=True)
+    results: dict[str, dict[str, Any]] = {}
+    times: dict[str, list[float]] = {method: [] for method in methods}
+    for round_ in range(args.rounds):  # methods alternate, so that each sees the same drift of the machine
+        for method in methods:
+            cmd = [sys.executable, str(Path(__file__).resolve()), "--child", method, "--shape", args.shape,
+                   "--inputs", str(args.inputs), "--max-new-tokens", str(args.max_new_tokens), "--num-beams",
+                   str(args.num_beams), "--threads", str(args.threads), *(["--score"] if args.score else [])]
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            result = json.loads(proc.stdout.strip().splitlines()[-1])
+            if method in results and result["tokens"] != results[method]["tokens"]:
+                raise SystemExit(f"{method} gave different tokens in round {round_ + 1}")
+            results[method] = result
+            times[method].append(result["seconds"])
+            print(f"  round {round_ + 1}  {method:10s} {result['seconds']:8.2f} s   peak RSS "
+                  f"{result['peak_rss_mb']:7.0f} MB", flush=True)
     reference = results.get("loop") or results.get("naive") or next(iter(results.values()))
     print(f"\n{args.shape}, {args.inputs} inputs, beams {args.num_beams}, max_new_tokens {args.max_new_tokens}, "
-          f"{args.threads} threads, {'read + score' if args.score else 'read out'}, device cpu")
+          f"{args.threads} threads, {'read + score' if args.score else 'read out'}, device cpu, "
+          f"{args.rounds} rounds")
+    for method in methods:
+        print(f"  {method:10s} best {min(times[method]):6.2f} s   median {statistics.median(times[method]):6.2f} s   "
+              f"peak RSS {results[method]['peak_rss_mb']:5.0f} MB")
     for method, result in results.items():
         if method != "floor":
             same = result["tokens"] == reference["tokens"] and result["logprobs"] == reference["logprobs"]
             print(f"  same tokens{' and scores' if args.score else ''} as {reference['method']}: {method:10s} {same}")
     if "defaults" in results:
-        base = results["defaults"]["seconds"]
+        best, middle = min(times["defaults"]), statistics.median(times["defaults"])
         for other in methods:
             if other != "defaults":
-                print(f"  {other:10s} / defaults = {results[other]['seconds'] / base:.2f}x")
-
+                print(f"  {other:10s} / defaults = {min(times[other]) / best:.2f}x best of {args.rounds}, "
+                      f"{statistics.median(times[other]) / middle:.2f}x median, per round "
+                      + " ".join(f"{o / d:.2f}x" for o, d in zip(times[other], times["defaults"], strict=True)))
 
 if __name__ == "__main__":
     main()

@@ -89,6 +89,7 @@ def _text(model_type: str, layers: str, final_norm: str | None, decoder: Decoder
 _BERT_LIKE = EncoderLayout("encoder.layer", None)
 _VIT_LIKE = EncoderLayout("layers", "layernorm")
 _BERT_DECODER = DecoderLayout("bert.encoder.layer", None, head="decoder.cls")
+_GPT2_DECODER = DecoderLayout("transformer.h", "transformer.ln_f", head="decoder.lm_head")
 _POST_LN_DECODER = DecoderLayout("layers", None)
 _PRE_LN_DECODER = DecoderLayout("layers", "layer_norm")
 _T5_DECODER = DecoderLayout("block", "final_layer_norm", output_scale="scale_decoder_outputs")
@@ -123,7 +124,7 @@ ARCHITECTURES: dict[str, ArchitectureSpec] = {
             "encoder-decoder", "text", None,
             inner_encoders={"bert": _BERT_LIKE, "roberta": _BERT_LIKE, "electra": _BERT_LIKE,
                             "xlm-roberta": _BERT_LIKE, "camembert": _BERT_LIKE, "bert-generation": _BERT_LIKE},
-            inner_decoders={"bert": _BERT_DECODER},
+            inner_decoders={"bert": _BERT_DECODER, "gpt2": _GPT2_DECODER},
         ),
         ArchitectureSpec("whisper", "speech", EncoderLayout("layers", "layer_norm"), speech_prompt=True,
                          encoder_mask=False, feature_padding="max_length", decoder=_PRE_LN_DECODER),
@@ -134,7 +135,7 @@ ARCHITECTURES: dict[str, ArchitectureSpec] = {
         ArchitectureSpec(
             "vision-encoder-decoder", "vision", None, encoder_mask=False,
             inner_encoders={"vit": _VIT_LIKE, "deit": _VIT_LIKE},
-            inner_decoders={"bert": _BERT_DECODER, "trocr": _POST_LN_DECODER},
+            inner_decoders={"bert": _BERT_DECODER, "gpt2": _GPT2_DECODER, "trocr": _POST_LN_DECODER},
         ),
     ]
 }

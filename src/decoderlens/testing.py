@@ -37,6 +37,11 @@ def word_tokenizer(with_bos: bool = False) -> tf.PreTrainedTokenizerFast:
     )
 
 
+def _is_norm(name: str) -> bool:
+    """Whether a parameter belongs to a norm (``layer_norm``, ``layernorm``, GPT-2's ``ln_1`` and ``ln_f``)."""
+    return "norm" in name.lower() or any(part.startswith("ln_") for part in name.split("."))
+
+
 def spread_weights(model: Any, seed: int = 0, std: float = 0.35, eos_boost: float = 2.5) -> None:
     """Re-initialise weights at a large scale so that layers and inputs read out differently.
 
@@ -51,7 +56,7 @@ def spread_weights(model: Any, seed: int = 0, std: float = 0.35, eos_boost: floa
                 fan_in = param.shape[-1] if param.dim() == 2 else int(np.prod(param.shape[1:]))
                 scale = std * (3.0 if param.dim() == 2 else 1.0) / max(1.0, fan_in**0.5) * 4
                 param.copy_(torch.randn(param.shape, generator=gen) * scale)
-            elif param.dim() == 1 and "norm" in name.lower() and name.endswith("weight"):
+            elif param.dim() == 1 and _is_norm(name) and name.endswith("weight"):
                 param.copy_(1.0 + 0.3 * torch.randn(param.shape, generator=gen))
         head = model.get_output_embeddings()
         if head is not None:
@@ -77,10 +82,13 @@ def _bert2bert() -> torch.nn.Module:
 
 
 def _vit_decoder() -> torch.nn.Module:
+    """ViT with a cross-attending GPT-2 decoder of another width, the pairing of image-captioning checkpoints
+    (its head untied, so that the boosted end-of-sequence row ends some readouts early, not all)."""
     enc = tf.ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=3,
                        num_attention_heads=4, intermediate_size=64)
-    dec = tf.BertConfig(**{**_BERT, "num_hidden_layers": 2, "hidden_size": 48, "num_attention_heads": 4},
-                        is_decoder=True, add_cross_attention=True)
+    dec = tf.GPT2Config(vocab_size=VOCAB_SIZE, n_embd=48, n_layer=2, n_head=4, n_positions=128,
+                        add_cross_attention=True, bos_token_id=BOS, eos_token_id=EOS,
+                        pad_token_id=PAD, tie_word_embeddings=False)
     config = tf.VisionEncoderDecoderConfig.from_encoder_decoder_configs(enc, dec)
     config.decoder_start_token_id, config.pad_token_id, config.eos_token_id = BOS, PAD, EOS
     return tf.VisionEncoderDecoderModel(config=config)
