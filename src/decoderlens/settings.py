@@ -119,7 +119,7 @@ class RuntimeSettings:
     batch_size: int | str | None = field(default=None, metadata=described(
         "Inputs encoded together; 'auto' (None in Python) takes as many inputs of similar length as max_rows and "
         "max_memory allow.", str, "auto|N"))
-    max_rows: int = field(default=512, metadata=described(
+    max_rows: int = field(default=1024, metadata=described(
         "Most stacked rows (layers x inputs) in one decoding or scoring call."))
     max_memory: str | int | None = field(default=None, metadata=described(
         "Memory budget of one call's encoder pass, stacked states, caches and logits, e.g. 8GiB.", str, "SIZE"))
