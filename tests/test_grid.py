@@ -9,12 +9,13 @@ import pytest
 import torch
 
 from conftest import FAMILIES, generation_options, lens_for, sample_inputs
-from decoderlens import GenerationSettings, UnsupportedModelError
+from decoderlens import DecoderLens, GenerationSettings, UnsupportedModelError
 from decoderlens.adapter import _get_path
 from decoderlens.generation import plan_decoding
 from decoderlens.lean import lean_applies
 from decoderlens.results import GridOutput
 from decoderlens.scoring import decoder_inputs, target_labels
+from decoderlens.testing import bert2gpt2, sample_texts, word_tokenizer
 
 GRID_FAMILIES = [f for f in FAMILIES if f != "prophetnet"]
 TARGETS = ["w1 w2 w3", "w4", "w5 w6 w7 w8 w9"]
@@ -149,3 +150,26 @@ def test_eval_grid_adds_mean_cells_and_per_example_grids(tmp_path: Path) -> None
     assert top.logprob.value == pytest.approx(report.summary.layer(3).metrics["logprob"].value, abs=1e-3)
     page = write_report(tmp_path / "out").read_text()
     assert "Mean log-probability of the reference" in page
+
+
+def test_gpt2_decoders_of_text_encoder_decoders_are_read_layer_by_layer() -> None:
+    """A BERT encoder with a GPT-2 decoder: the top layer reproduces ``generate`` and the 2-D lens's last
+    column equals ``score`` (the vision family's tiny model carries the same decoder through every test)."""
+    model = bert2gpt2()
+    lens = DecoderLens(model, word_tokenizer())
+    items = sample_texts(3, seed=4)
+    top = lens.generate(items, layers=-1, max_new_tokens=6, top_length_cap=None)
+    batch = lens.tokenizer(items, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        expected = model.generate(**batch, max_new_tokens=6).tolist()
+    eos = model.config.eos_token_id
+    new = [row[1:] for row in expected]
+    assert [ex.readouts[0].token_ids for ex in top] == [row[: row.index(eos)] if eos in row else row for row in new]
+    grid = lens.grid(items, TARGETS)
+    scores = lens.score(items, TARGETS)
+    depth = grid.num_decoder_layers
+    for example, scored in zip(grid, scores, strict=True):
+        for layer in range(lens.num_layers + 1):
+            want = [t.logprob for t in scored.layer(layer).tokens]
+            assert example.cell(layer, depth).token_logprobs == pytest.approx(want, abs=1e-4)
+        assert len({round(c.logprob, 3) for c in example.cells}) > depth

@@ -73,25 +73,38 @@ _BERT: dict[str, Any] = dict(vocab_size=VOCAB_SIZE, hidden_size=32, num_hidden_l
              intermediate_size=64, pad_token_id=PAD)
 
 
-def _bert2bert() -> torch.nn.Module:
-    enc = tf.BertConfig(**_BERT)
-    dec = tf.BertConfig(**{**_BERT, "num_hidden_layers": 2}, is_decoder=True, add_cross_attention=True)
-    config = tf.EncoderDecoderConfig.from_encoder_decoder_configs(enc, dec)
+def _composite(config_cls: Any, model_cls: Any, encoder: Any, decoder: Any) -> torch.nn.Module:
+    config = config_cls.from_encoder_decoder_configs(encoder, decoder)
     config.decoder_start_token_id, config.pad_token_id, config.eos_token_id = BOS, PAD, EOS
-    return tf.EncoderDecoderModel(config=config)
+    return model_cls(config=config)  # type: ignore[no-any-return]
+
+
+def _gpt2_decoder() -> tf.GPT2Config:
+    """A cross-attending GPT-2 decoder wider than the encoders (its head untied, so that the boosted
+    end-of-sequence row ends some readouts early, not all)."""
+    return tf.GPT2Config(vocab_size=VOCAB_SIZE, n_embd=48, n_layer=2, n_head=4, n_positions=128,
+                         add_cross_attention=True, bos_token_id=BOS, eos_token_id=EOS, pad_token_id=PAD,
+                         tie_word_embeddings=False)
+
+
+def _bert2bert() -> torch.nn.Module:
+    dec = tf.BertConfig(**{**_BERT, "num_hidden_layers": 2}, is_decoder=True, add_cross_attention=True)
+    return _composite(tf.EncoderDecoderConfig, tf.EncoderDecoderModel, tf.BertConfig(**_BERT), dec)
+
+
+def bert2gpt2() -> torch.nn.Module:
+    """A text encoder-decoder of a BERT encoder and a GPT-2 decoder, with spread weights, in eval mode."""
+    torch.manual_seed(0)
+    model = _composite(tf.EncoderDecoderConfig, tf.EncoderDecoderModel, tf.BertConfig(**_BERT), _gpt2_decoder())
+    spread_weights(model)
+    return model.eval()
 
 
 def _vit_decoder() -> torch.nn.Module:
-    """ViT with a cross-attending GPT-2 decoder of another width, the pairing of image-captioning checkpoints
-    (its head untied, so that the boosted end-of-sequence row ends some readouts early, not all)."""
+    """ViT with a cross-attending GPT-2 decoder, the pairing of image-captioning checkpoints."""
     enc = tf.ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=3,
                        num_attention_heads=4, intermediate_size=64)
-    dec = tf.GPT2Config(vocab_size=VOCAB_SIZE, n_embd=48, n_layer=2, n_head=4, n_positions=128,
-                        add_cross_attention=True, bos_token_id=BOS, eos_token_id=EOS,
-                        pad_token_id=PAD, tie_word_embeddings=False)
-    config = tf.VisionEncoderDecoderConfig.from_encoder_decoder_configs(enc, dec)
-    config.decoder_start_token_id, config.pad_token_id, config.eos_token_id = BOS, PAD, EOS
-    return tf.VisionEncoderDecoderModel(config=config)
+    return _composite(tf.VisionEncoderDecoderConfig, tf.VisionEncoderDecoderModel, enc, _gpt2_decoder())
 
 
 def _whisper() -> torch.nn.Module:
