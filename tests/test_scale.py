@@ -87,10 +87,20 @@ def test_without_a_budget_calls_fit_the_free_memory(monkeypatch: pytest.MonkeyPa
     encoded = lens.encode(items[:1])
     _, length, width = encoded.final_output.shape
     one_row = RowCost(lens.model).decoding(length, width, 8, 1)
-    monkeypatch.setattr(engine, "available_bytes", lambda device: 3 * one_row + 1)
-    seen = _rows_per_call(monkeypatch)
+    budget = 3 * one_row + 1
+    monkeypatch.setattr(engine, "available_bytes", lambda device: budget)
+    calls: list[tuple[int, int]] = []
+    original = engine.decode_rows
+
+    def counting(model: Any, plan: Any, stack: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append((len(stack), stack.states.shape[1]))
+        return original(model, plan, stack, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "decode_rows", counting)
     assert lens.generate(items, max_new_tokens=8).to_json() == free.to_json()
-    assert seen and max(seen) <= 3
+    cost = RowCost(lens.model)
+    assert calls and all(rows * cost.decoding(source, width, 8, 1) <= budget for rows, source in calls), calls
+    assert len(calls) > 2
     monkeypatch.setattr(engine, "available_bytes", lambda device: 1)  # never refused: one row at a time
     assert lens.generate(items, max_new_tokens=8).to_json() == free.to_json()
 
@@ -124,6 +134,35 @@ def test_the_encoder_runs_in_pieces_under_a_budget_with_the_same_states(family: 
     assert len(seen) > 2 and max(seen) <= 2, f"the encoder ran on {seen} inputs at a time"
     for a, b in zip(whole.hidden_states, pieces.hidden_states, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("family", ["t5", "whisper"])
+def test_auto_batches_are_cut_to_fit_the_budget_with_the_same_readouts(family: str,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """An auto-sized batch whose kept encoder states would not fit the budget's encoder share is cut into
+    batches that do (measured on its longest input), and readouts do not change."""
+    from decoderlens.budget import ENCODER_SHARE, encoding_bytes
+    from decoderlens.scheduling import input_length
+
+    lens = lens_for(family)
+    items = sample_inputs(family, count=6, seed=3)
+    alone = lens.generate(items, max_new_tokens=5, batch_size=1)
+    longest = lens.encode([max(items, key=input_length)])
+    per_input = encoding_bytes(sum(t.numel() * t.element_size() for t in longest.hidden_states))
+    batches: list[int] = []
+    original = lens._readout_batch
+
+    def counting(encoded: Any, *args: Any, **kwargs: Any) -> Any:
+        batches.append(encoded.batch_size)
+        return original(encoded, *args, **kwargs)
+
+    monkeypatch.setattr(lens, "_readout_batch", counting)
+    cut = lens.generate(items, max_new_tokens=5, max_memory=int(2 * per_input / ENCODER_SHARE) + 1)
+    assert batches == [2, 2, 2], f"batches of {batches} inputs"
+    assert [[r.token_ids for r in ex.readouts] for ex in cut] == [[r.token_ids for r in ex.readouts] for ex in alone]
+    batches.clear()
+    lens.generate(items, max_new_tokens=5)  # the automatic budget: far above what six tiny inputs need
+    assert batches == [len(items)], f"batches of {batches} inputs"
 
 
 @pytest.mark.parametrize("family", ["t5", "bart", "whisper"])

@@ -73,9 +73,15 @@ class RowCost:
 
 
 def encoding_bytes(hidden_states_bytes: int) -> int:
-    """What encoding one input holds at its peak, from the size of its kept hidden states (all layers): the
-    states themselves plus one block's transient activations, estimated as as much again."""
+    """What one input of an encoder batch holds at its peak, from the size of its kept hidden states (all
+    layers): the states themselves plus as much again (one block's transient activations while encoding, the
+    stacked rows made from the states while decoding)."""
     return int(SLACK * 2 * hidden_states_bytes)
+
+
+ENCODER_SHARE = 0.5
+"""The share of a memory budget (given or automatic) that one encoder batch's kept states may take; the
+decoding calls of the batch get rows from the budget as well."""
 
 
 def rows_within(budget: int, row_bytes: int) -> int:

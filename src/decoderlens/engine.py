@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel
 
 from decoderlens.adapter import EncodedBatch, ModelAdapter
-from decoderlens.budget import RowCost, available_bytes, encoding_bytes, parse_size, rows_within
+from decoderlens.budget import ENCODER_SHARE, RowCost, available_bytes, encoding_bytes, parse_size, rows_within
 from decoderlens.errors import InputError
 from decoderlens.generation import DecodingPlan, decode_rows, plan_decoding, strip_output
 from decoderlens.grid import example_grids, grid_statistics
@@ -33,7 +33,7 @@ from decoderlens.results import (
     ScoreOutput,
     TraceOutput,
 )
-from decoderlens.scheduling import plan_batches, row_slices
+from decoderlens.scheduling import input_length, plan_batches, row_slices
 from decoderlens.scoring import layer_scores, target_labels, token_statistics
 from decoderlens.settings import GENERATION_DEFAULTS as GEN
 from decoderlens.settings import RUNTIME_DEFAULTS as RUN
@@ -183,24 +183,42 @@ class DecoderLens:
         if max_memory is None or len(items) == 1:
             return self.adapter.encode(batch)
         first = self.adapter.encode(_rows_of(batch, 0, 1))
-        per_input = encoding_bytes(sum(t.numel() * t.element_size() for t in first.hidden_states))
-        size = rows_within(parse_size(max_memory), per_input)
+        size = rows_within(parse_size(max_memory), _input_bytes(first))
         parts = [first] + [self.adapter.encode(_rows_of(batch, start, min(len(items), start + size)))
                            for start in range(1, len(items), size)]
         return self.adapter.merge(parts)
 
-    def _each_batch(self, items: list[Any], batch_size: int | str | None, rows_per_example: int, max_rows: int,
+    def _each_batch(self, items: list[Any], runtime: RuntimeSettings, rows_per_example: int, truncation: bool,
                     progress: bool, work: Callable[[list[int]], list[T]], label: str = "decoderlens") -> list[T]:
-        """Run ``work`` on every planned batch of input indices; results come back in input order."""
+        """Run ``work`` on every planned batch of input indices; results come back in input order. Batches of
+        the auto size are split where their inputs' kept states would not fit the memory budget."""
         results: list[T | None] = [None] * len(items)
         group = self.adapter.spec.modality == "text" or not self.adapter.spec.padding_sensitive
+        size = runtime.batch_size if isinstance(runtime.batch_size, int) else None
+        batches = plan_batches(items, size, rows_per_example, runtime.max_rows, group_by_length=group)
+        if size is None:
+            batches = self._within_memory(items, batches, truncation, runtime.max_memory)
         with tqdm(total=len(items), desc=label, unit="ex", disable=not progress, dynamic_ncols=True) as bar:
-            size = batch_size if isinstance(batch_size, int) else None
-            for indices in plan_batches(items, size, rows_per_example, max_rows, group_by_length=group):
+            for indices in batches:
                 for index, result in zip(indices, work(indices), strict=True):
                     results[index] = result
                 bar.update(len(indices))
         return results  # type: ignore[return-value]
+
+    def _within_memory(self, items: list[Any], batches: list[list[int]], truncation: bool,
+                       max_memory: int | str | None) -> list[list[int]]:
+        """``batches`` cut so that each one's kept states fit a share of the memory budget (``max_memory``, else
+        the automatic one), measured on the longest input by encoding it alone."""
+        budget = parse_size(max_memory) if max_memory is not None else available_bytes(self.device)
+        if budget is None or all(len(batch) == 1 for batch in batches):
+            return batches
+        longest = max((index for batch in batches for index in batch), key=lambda index: input_length(items[index]))
+        try:
+            per_input = _input_bytes(self.encode([items[longest]], truncation))
+        except InputError:  # a bad input: the batch that holds it reports it, by its place in the call
+            return batches
+        most = max(1, int(ENCODER_SHARE * budget) // per_input)
+        return [batch[start: start + most] for batch in batches for start in range(0, len(batch), most)]
 
     def _rows_per_call(self, encoded: EncodedBatch, max_rows: int, max_memory: int | str | None,
                        row_bytes: Callable[[RowCost, int, int], int]) -> int:
@@ -281,7 +299,7 @@ class DecoderLens:
         chosen = self.select(generation.layers)
         plan = self.plan(generation, **options)
         per_example = self._each_batch(
-            items, runtime.batch_size, self._rows_per_example(chosen, plan, generation), runtime.max_rows, progress,
+            items, runtime, self._rows_per_example(chosen, plan, generation), generation.truncation, progress,
             lambda indices: self._readout_batch(self.encode([items[i] for i in indices], generation.truncation,
                                                             runtime.max_memory), chosen, plan, generation, runtime,
                                                 None if watcher is None else _BatchWatcher(watcher, indices)))
@@ -383,7 +401,7 @@ class DecoderLens:
         """``score`` with composed settings."""
         chosen = self.select(generation.layers)
         per_example = self._each_batch(
-            items, runtime.batch_size, len(chosen), runtime.max_rows, progress,
+            items, runtime, len(chosen), generation.truncation, progress,
             lambda indices: self._score_batch(self.encode([items[i] for i in indices], generation.truncation,
                                                           runtime.max_memory), [targets[i] for i in indices],
                                               chosen, generation, runtime, top_k), "decoderlens score")
@@ -444,8 +462,8 @@ class DecoderLens:
                                               [describe(items[i], i) for i in indices], chunk))
             return list(zip(readouts, scores, grids, raw, strict=True))
 
-        rows = self._each_batch(items, runtime.batch_size, self._rows_per_example(chosen, plan, generation),
-                                runtime.max_rows, progress, each)
+        rows = self._each_batch(items, runtime, self._rows_per_example(chosen, plan, generation),
+                                generation.truncation, progress, each)
         raw_output = None
         if raw_too:
             with self.raw_lens():
@@ -510,7 +528,7 @@ class DecoderLens:
             return self._grid_batch(encoded, labels.to(self.device), chosen, generation, runtime,
                                     [describe(items[i], i) for i in indices], [target_list[i] for i in indices])
 
-        examples = self._each_batch(items, runtime.batch_size, len(chosen), runtime.max_rows, progress, cells,
+        examples = self._each_batch(items, runtime, len(chosen), generation.truncation, progress, cells,
                                     "decoderlens grid")
         return self._grid_output(examples, chosen, generation,
                                  "given" if targets is not None else "top-layer greedy output")
@@ -643,3 +661,8 @@ class DecoderLens:
 def _rows_of(batch: dict[str, torch.Tensor], start: int, stop: int) -> dict[str, torch.Tensor]:
     """Inputs ``start:stop`` of a prepared batch."""
     return {key: value[start:stop] for key, value in batch.items()}
+
+
+def _input_bytes(encoded: EncodedBatch) -> int:
+    """What one input of an encoder batch holds at its peak, from a batch of that one input."""
+    return encoding_bytes(sum(t.numel() * t.element_size() for t in encoded.hidden_states))
