@@ -24,12 +24,13 @@ def test_parse_size_reads_units_and_refuses_nonsense() -> None:
             parse_size(bad)
 
 
-def _rows_per_call(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    seen: list[int] = []
+def _decoding_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """(rows, source length) of every decoding call from now on."""
+    seen: list[tuple[int, int]] = []
     original = engine.decode_rows
 
     def counting(model: Any, plan: Any, stack: Any, *args: Any, **kwargs: Any) -> Any:
-        seen.append(len(stack))
+        seen.append((len(stack), stack.states.shape[1]))
         return original(model, plan, stack, *args, **kwargs)
 
     monkeypatch.setattr(engine, "decode_rows", counting)
@@ -45,10 +46,10 @@ def test_memory_budget_splits_rows_without_changing_readouts(family: str, monkey
     _, length, width = encoded.final_output.shape
     plan_prompt = len(generation.plan_decoding(lens.model, lens.adapter.spec, lens.processor).prompt)
     one_row = RowCost(lens.model).decoding(length, width, 8, plan_prompt)
-    seen = _rows_per_call(monkeypatch)
+    calls = _decoding_calls(monkeypatch)
     tight = lens.generate(items, max_new_tokens=8, batch_size=5, max_memory=3 * one_row + 1)
     assert tight.to_json() == free.to_json()
-    assert seen and max(seen) <= 3, f"a call held {max(seen)} rows against a budget of 3"
+    assert calls and max(rows for rows, _ in calls) <= 3, f"calls of {calls} rows against a budget of 3"
 
 
 def test_memory_budget_applies_to_scoring() -> None:
@@ -89,14 +90,7 @@ def test_without_a_budget_calls_fit_the_free_memory(monkeypatch: pytest.MonkeyPa
     one_row = RowCost(lens.model).decoding(length, width, 8, 1)
     budget = 3 * one_row + 1
     monkeypatch.setattr(engine, "available_bytes", lambda device: budget)
-    calls: list[tuple[int, int]] = []
-    original = engine.decode_rows
-
-    def counting(model: Any, plan: Any, stack: Any, *args: Any, **kwargs: Any) -> Any:
-        calls.append((len(stack), stack.states.shape[1]))
-        return original(model, plan, stack, *args, **kwargs)
-
-    monkeypatch.setattr(engine, "decode_rows", counting)
+    calls = _decoding_calls(monkeypatch)
     assert lens.generate(items, max_new_tokens=8).to_json() == free.to_json()
     cost = RowCost(lens.model)
     assert calls and all(rows * cost.decoding(source, width, 8, 1) <= budget for rows, source in calls), calls
