@@ -184,5 +184,6 @@ def main() -> None:
                       f"{statistics.median(times[other]) / middle:.2f}x median, per round "
                       + " ".join(f"{o / d:.2f}x" for o, d in zip(times[other], times["defaults"], strict=True)))
 
+
 if __name__ == "__main__":
     main()

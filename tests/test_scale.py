@@ -116,13 +116,10 @@ def test_the_encoder_runs_in_pieces_under_a_budget_with_the_same_states(family: 
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
-    from decoderlens.budget import encoding_bytes
-
     lens = lens_for(family)
     items = sample_inputs(family, count=5, seed=2)
     whole = lens.encode(items)
-    one = lens.encode(items[:1])
-    per_input = encoding_bytes(sum(t.numel() * t.element_size() for t in one.hidden_states))
+    per_input = engine._input_bytes(lens.encode(items[:1]))
     seen = _encoder_calls(lens, monkeypatch)
     pieces = lens.encode(items, max_memory=2 * per_input)
     assert len(seen) > 2 and max(seen) <= 2, f"the encoder ran on {seen} inputs at a time"
@@ -135,14 +132,13 @@ def test_auto_batches_are_cut_to_fit_the_budget_with_the_same_readouts(family: s
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """An auto-sized batch whose kept encoder states would not fit the budget's encoder share is cut into
     batches that do (measured on its longest input), and readouts do not change."""
-    from decoderlens.budget import ENCODER_SHARE, encoding_bytes
+    from decoderlens.budget import ENCODER_SHARE
     from decoderlens.scheduling import input_length
 
     lens = lens_for(family)
     items = sample_inputs(family, count=6, seed=3)
     alone = lens.generate(items, max_new_tokens=5, batch_size=1)
-    longest = lens.encode([max(items, key=input_length)])
-    per_input = encoding_bytes(sum(t.numel() * t.element_size() for t in longest.hidden_states))
+    per_input = engine._input_bytes(lens.encode([max(items, key=input_length)]))
     batches: list[int] = []
     original = lens._readout_batch
 
