@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 import torch
+from decoderlens.generation import plan_decoding
+from decoderlens.lean import lean_applies
 
 from conftest import FAMILIES, generation_options, lens_for, sample_inputs
 from decoderlens import DecoderLens, GenerationSettings, UnsupportedModelError
 from decoderlens.adapter import _get_path
-from decoderlens.generation import plan_decoding
-from decoderlens.lean import lean_applies
 from decoderlens.results import GridOutput
 from decoderlens.scoring import decoder_inputs, target_labels
 from decoderlens.testing import bert2gpt2, sample_texts, word_tokenizer

@@ -8,10 +8,11 @@ import pytest
 import torch
 
 from conftest import generation_options, lens_for, sample_inputs
-from decoderlens import DecoderLens, engine
-from decoderlens.generation import plan_decoding
-from decoderlens.lean import lean_applies
-from decoderlens.scoring import target_labels
+from decoderlens import DecoderLens, readout
+from decoderlens.decoding import Strategy, plan_decoding
+from decoderlens.forcing import target_labels
+from decoderlens.greedy_loop import plain_greedy
+from decoderlens.testing import truncated_encoder
 
 MAX_NEW = 8
 
@@ -38,7 +39,7 @@ def ordinary_generate(lens: DecoderLens, items: list[Any], family: str, num_beam
     max_new = max_new_tokens_override or MAX_NEW
     plan = plan_decoding(lens.model, lens.adapter.spec, lens.processor, max_new_tokens=max_new,
                          **generation_options(family))
-    batch = lens._prepare(items)
+    batch = lens.parts.prepare(items)
     extra = {"forced_bos_token_id": plan.options["forced_bos_token_id"]} if "forced_bos_token_id" in plan.options \
         else {}
     with torch.no_grad():
@@ -100,7 +101,7 @@ def test_readout_equals_truncated_encoder(family: str) -> None:
     items = sample_inputs(family)
     readouts = readout_ids(lens, items, family)
     for layer in range(lens.num_layers + 1):
-        with lens.adapter.truncated_encoder(layer):
+        with truncated_encoder(lens.model, layer):
             assert lens.adapter.num_layers == layer
             cut = ordinary_generate(lens, items, family)
         assert [r[layer] for r in readouts] == cut, f"layer {layer}"
@@ -129,7 +130,7 @@ def test_top_layer_scores_equal_forward_pass(family: str) -> None:
     expected = []
     for b, item in enumerate(items):  # one at a time: an ordinary forward pass of each example
         with torch.no_grad():
-            logits = lens.model(**lens._prepare([item]), decoder_input_ids=decoder_in[b : b + 1]).logits
+            logits = lens.model(**lens.parts.prepare([item]), decoder_input_ids=decoder_in[b : b + 1]).logits
         expected.append(torch.log_softmax(logits.float(), -1)[0])
     for b, example in enumerate(scores):
         top = example.layer(lens.num_layers)
@@ -145,7 +146,7 @@ def test_top_layer_scores_equal_forward_pass(family: str) -> None:
 def test_round_decoding_drops_finished_rows_without_changing_tokens(family: str) -> None:
     lens = lens_for(family)
     items = sample_inputs(family)
-    one_call = readout_ids(lens, items, family, first_round=None, max_new_tokens=12)
+    one_call = readout_ids(lens, items, family, decoding="one-call", max_new_tokens=12)
     rounds = readout_ids(lens, items, family, first_round=2, max_new_tokens=12)
     assert rounds == one_call
     lengths = {len(ids) for per_layer in one_call for ids in per_layer.values()}
@@ -159,7 +160,7 @@ def test_round_decoding_keeps_forced_eos_for_the_last_round() -> None:
     config = lens.model.generation_config
     config.forced_eos_token_id = 1
     try:
-        one_call = readout_ids(lens, items, "bart", first_round=None, max_new_tokens=9)
+        one_call = readout_ids(lens, items, "bart", decoding="one-call", max_new_tokens=9)
         rounds = readout_ids(lens, items, "bart", first_round=2, max_new_tokens=9)
         expected = ordinary_generate(lens, items, "bart", max_new_tokens_override=9)
     finally:
@@ -170,7 +171,7 @@ def test_round_decoding_keeps_forced_eos_for_the_last_round() -> None:
 
 @pytest.mark.parametrize("family", ["t5", "whisper", "mbart"])
 def test_top_length_cap_only_cuts_babbling_layers(family: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(engine, "CAP_MARGIN", 2)  # let the cap bind within a short test decode
+    monkeypatch.setattr(readout, "CAP_MARGIN", 2)  # let the cap bind within a short test decode
     lens = lens_for(family)
     items = sample_inputs(family, count=6, seed=5)
     top = lens.num_layers
@@ -191,48 +192,49 @@ def test_top_length_cap_only_cuts_babbling_layers(family: str, monkeypatch: pyte
 
 
 def test_top_length_cap_leaves_beam_search_alone(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(engine, "CAP_MARGIN", 0)
+    monkeypatch.setattr(readout, "CAP_MARGIN", 0)
     lens = lens_for("t5")
     items = sample_inputs("t5", count=4, seed=5)
     free = readout_ids(lens, items, "t5", max_new_tokens=16, num_beams=2, top_length_cap=None)
     assert readout_ids(lens, items, "t5", max_new_tokens=16, num_beams=2, top_length_cap=0.5) == free
 
 
-def test_lean_loop_is_token_identical_where_it_applies(family: str) -> None:
+def test_own_loop_is_token_identical_where_it_applies(family: str) -> None:
     lens = lens_for(family)
     items = sample_inputs(family)
-    plan = plan_decoding(lens.model, lens.adapter.spec, lens.processor, lean=True, max_new_tokens=12,
+    plan = plan_decoding(lens.model, lens.adapter.spec, lens.processor, max_new_tokens=12,
                          **generation_options(family))
-    if not (plan.lean and lean_applies(lens.model, plan.generate_options())) or plan.bypass_model_generate:
+    if plan.strategy is not Strategy.own_loop:
         pytest.skip(f"{family}: its generation config or decoder needs generate")
     for cap in (None, 1.0):
-        assert readout_ids(lens, items, family, lean=True, max_new_tokens=12, top_length_cap=cap) == \
-            readout_ids(lens, items, family, lean=False, max_new_tokens=12, top_length_cap=cap)
+        assert readout_ids(lens, items, family, decoding="auto", max_new_tokens=12, top_length_cap=cap) == \
+            readout_ids(lens, items, family, decoding="generate", max_new_tokens=12, top_length_cap=cap)
 
 
-def test_lean_loop_applies_to_some_families() -> None:
+def test_own_loop_applies_to_some_families() -> None:
     lens = lens_for("t5")
-    plan = plan_decoding(lens.model, lens.adapter.spec, lens.processor, lean=True)
-    assert lean_applies(lens.model, plan.generate_options()), "the lean-loop identity test would skip every family"
+    plan = plan_decoding(lens.model, lens.adapter.spec, lens.processor)
+    assert plan.strategy is Strategy.own_loop and plain_greedy(lens.model, plan.generate_options()), \
+        "the own-loop identity test would skip every family"
 
 
 @pytest.mark.parametrize("family", ["t5", "bart", "whisper", "mbart"])
-@pytest.mark.parametrize("lean", [True, False])
+@pytest.mark.parametrize("decoding", ["auto", "generate"])
 def test_cap_limits_that_arrive_while_decoding_equal_a_decode_of_each_layer_cut_afterwards(
-        family: str, lean: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+        family: str, decoding: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """One stack holds the top layer and every lower layer; a lower row gets its limit the step its example's
     top row ends. The reference: each layer decoded on its own without cap, then cut at the limit set by the top
     layer's own length. ``first_round=2`` makes limits arrive in the middle of rounds of ``generate``."""
-    monkeypatch.setattr(engine, "CAP_MARGIN", 1)
+    monkeypatch.setattr(readout, "CAP_MARGIN", 1)
     lens = lens_for(family)
     items = sample_inputs(family, count=6, seed=5)
     top = lens.num_layers
-    capped = readout_ids(lens, items, family, max_new_tokens=20, top_length_cap=1.0, lean=lean, first_round=2)
+    capped = readout_ids(lens, items, family, max_new_tokens=20, top_length_cap=1.0, decoding=decoding, first_round=2)
     tops = [r[top] for r in readout_ids(lens, items, family, layers=-1, max_new_tokens=20, top_length_cap=None)]
     assert len({len(t) for t in tops}) > 1, "top rows must end at different steps for this test to mean anything"
     cut_somewhere = False
     for layer in range(top):
-        alone = readout_ids(lens, items, family, layers=[layer], max_new_tokens=20, top_length_cap=None, lean=lean)
+        alone = readout_ids(lens, items, family, layers=[layer], max_new_tokens=20, top_length_cap=None, decoding=decoding)
         for example, (row, top_ids) in enumerate(zip(alone, tops, strict=True)):
             limit = min(20, len(top_ids) + 1)
             assert capped[example][layer] == row[layer][:limit], f"layer {layer}, example {example}"
@@ -243,7 +245,7 @@ def test_cap_limits_that_arrive_while_decoding_equal_a_decode_of_each_layer_cut_
 
 @pytest.mark.parametrize("family", ["t5", "bart"])
 def test_cap_holds_when_the_stack_is_split_into_calls(family: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(engine, "CAP_MARGIN", 1)
+    monkeypatch.setattr(readout, "CAP_MARGIN", 1)
     lens = lens_for(family)
     items = sample_inputs(family, count=6, seed=5)
     whole = readout_ids(lens, items, family, max_new_tokens=20, top_length_cap=1.0)

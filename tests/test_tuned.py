@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from decoderlens.tuned.translators import Translators, model_fingerprint
 
 from conftest import FAMILIES, generation_options, lens_for, sample_inputs
 from decoderlens import DecoderLens, GenerationSettings, InputError, RuntimeSettings
@@ -14,7 +15,6 @@ from decoderlens.evaluation.data import DataSource
 from decoderlens.logic import shipped_model_path
 from decoderlens.logic.data import generate_examples, write_jsonl
 from decoderlens.tuned.training import Tuner, TuneSettings, affine_least_squares
-from decoderlens.tuned.translators import Translators, model_fingerprint
 
 
 def zero_translators(lens: DecoderLens, rank: int | None = None) -> Translators:

@@ -1,10 +1,9 @@
-"""Model access: run the encoder once, and turn its hidden states into per-layer encoder outputs."""
+"""Encoder access: run the encoder once, and turn its hidden states into per-layer encoder outputs, stacked for
+the decoder through a lens. (The decoder's own layers are in ``decoder_head``, tracing's hooks in ``trace``.)"""
 
 from __future__ import annotations
 
-import contextlib
 import inspect
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,14 +12,9 @@ from transformers import PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutput
 from transformers.utils import ModelOutput
 
-from decoderlens.architectures import (
-    ArchitectureSpec,
-    DecoderLayout,
-    EncoderLayout,
-    resolve_architecture,
-    resolve_decoder,
-)
+from decoderlens.architectures import ArchitectureSpec, EncoderLayout, resolve_architecture
 from decoderlens.errors import LayerSelectionError
+from decoderlens.lenses import RAW, Lens
 from decoderlens.settings import FinalNorm
 
 ENCODER_INPUT_NAMES = ("input_ids", "attention_mask", "input_features", "input_values", "pixel_values",
@@ -78,7 +72,8 @@ def _encoder_width(config: Any) -> int:
     raise ValueError("cannot tell the encoder's width from its config")
 
 
-def _get_path(root: torch.nn.Module, path: str) -> Any:
+def module_at(root: torch.nn.Module, path: str) -> Any:
+    """The submodule (or attribute) at a dotted ``path`` below ``root``."""
     obj: Any = root
     for part in path.split("."):
         obj = getattr(obj, part)
@@ -109,12 +104,12 @@ class ModelAdapter:
     @property
     def blocks(self) -> torch.nn.ModuleList:
         """The encoder's block list."""
-        return _get_path(self.encoder, self.layout.layers)  # type: ignore[no-any-return]
+        return module_at(self.encoder, self.layout.layers)  # type: ignore[no-any-return]
 
     @property
     def final_norm(self) -> torch.nn.Module | None:
         """The norm the encoder applies after its last block (``None`` for post-LN encoders)."""
-        return None if self.layout.final_norm is None else _get_path(self.encoder, self.layout.final_norm)
+        return None if self.layout.final_norm is None else module_at(self.encoder, self.layout.final_norm)
 
     def encoder_inputs(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The subset of processor outputs that the encoder's forward accepts."""
@@ -168,119 +163,14 @@ class ModelAdapter:
         return norm(state) if final_norm == "auto" and norm is not None else state
 
     def stack(self, encoded: EncodedBatch, layers: list[int], final_norm: FinalNorm = "auto",
-              device: torch.device | None = None,
-              translate: Callable[[int, torch.Tensor], torch.Tensor] | None = None) -> StackedRows:
-        """Layer-major stacking: row ``i * B + b`` is example ``b`` read from ``layers[i]``; masks and source ids
-        repeat (never ``repeat_interleave``). ``translate`` maps a layer's state before the decoder reads it (the
-        tuned lens; never the top layer)."""
+              device: torch.device | None = None, lens: Lens = RAW) -> StackedRows:
+        """Layer-major stacking: row ``i * B + b`` is example ``b`` read from ``layers[i]`` through ``lens``; masks
+        and source ids repeat (never ``repeat_interleave``)."""
         parts = []
         for layer in layers:
             state = self.layer_state(encoded, layer, final_norm).to(device or encoded.final_output.device)
-            parts.append(translate(layer, state) if translate is not None and layer < self.num_layers else state)
+            parts.append(lens.transform(layer, state))
         states = torch.cat(parts)
         mask = None if encoded.attention_mask is None else encoded.attention_mask.repeat(len(layers), 1)
         ids = None if encoded.input_ids is None else encoded.input_ids.repeat(len(layers), 1)
         return StackedRows(states, mask, ids)
-
-    # --- the decoder, read layer by layer (the 2-D lens) -------------------------------------------
-
-    @property
-    def decoder_layout(self) -> DecoderLayout:
-        """Where the decoder's blocks, final norm and output head are (refused for unmapped decoders)."""
-        return resolve_decoder(self.model.config)
-
-    @property
-    def num_decoder_layers(self) -> int:
-        """D: the decoder's number of blocks."""
-        return len(_get_path(self.model.get_decoder(), self.decoder_layout.layers))
-
-    def decoder_logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Logits of an intermediate decoder state, as if the decoder stopped there: its final norm (pre-LN
-        decoders), the output scaling some configs ask for, the output head and the final logits bias."""
-        layout = self.decoder_layout
-        if layout.final_norm is not None:
-            hidden = _get_path(self.model.get_decoder(), layout.final_norm)(hidden)
-        config = self.model.config
-        if layout.output_scale is not None and getattr(config, layout.output_scale, False):
-            hidden = hidden * (config.d_model**-0.5)
-        head = self.model.get_output_embeddings() if layout.head is None else _get_path(self.model, layout.head)
-        logits = head(hidden)
-        bias = getattr(self.model, "final_logits_bias", None)
-        return logits if bias is None else logits + bias.to(logits.dtype)
-
-    # --- causal tracing: the encoder continues from restored states ------------------------------
-
-    def input_embeddings(self) -> Any:
-        """The module that embeds the encoder's input tokens."""
-        getter = getattr(self.encoder, "get_input_embeddings", None)
-        return getter() if getter is not None else self.model.get_input_embeddings()
-
-    @contextlib.contextmanager
-    def noisy_embeddings(self, noise: torch.Tensor) -> Iterator[None]:
-        """Add ``noise`` (rows, length, width; zero outside the corrupted span) to the encoder's token
-        embeddings while the block runs."""
-        module = self.input_embeddings()
-
-        def add(mod: torch.nn.Module, args: Any, out: torch.Tensor) -> torch.Tensor:
-            extra = out.shape[1] - noise.shape[1]
-            if extra < 0:  # the embeddings of padding an encoder adds to reach its block size: left alone
-                return out
-            padded = torch.nn.functional.pad(noise, (0, 0, 0, extra)) if extra > 0 else noise
-            return out + padded.to(out.dtype)
-
-        handle = module.register_forward_hook(add)
-        try:
-            yield
-        finally:
-            handle.remove()
-
-    @contextlib.contextmanager
-    def restoring(self, swaps: dict[int, list[tuple[int, list[int]]]], clean: list[torch.Tensor]) -> Iterator[None]:
-        """While the block runs, the input of encoder block ``k`` (the hidden state of layer ``k``) has, for each
-        ``(row, positions)`` in ``swaps[k]``, those positions replaced by the clean run's ``clean[k]`` (one
-        example, batch-first). Layer L is the encoder's output: see ``restore_output``."""
-        time_major = self.spec.time_major_blocks
-
-        def hook_for(layer: int) -> Any:
-            def hook(module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-                positional = bool(args)
-                hidden = args[0] if positional else kwargs["hidden_states"]
-                hidden = hidden.clone()
-                source = clean[layer][0]
-                for row, positions in swaps[layer]:
-                    if time_major:
-                        hidden[positions, row] = source[positions].to(hidden.dtype)
-                    else:
-                        hidden[row, positions] = source[positions].to(hidden.dtype)
-                if positional:
-                    return (hidden, *args[1:]), kwargs
-                return args, {**kwargs, "hidden_states": hidden}
-            return hook
-
-        handles = [self.blocks[layer].register_forward_pre_hook(hook_for(layer), with_kwargs=True)
-                   for layer in swaps if layer < self.num_layers and swaps[layer]]
-        try:
-            yield
-        finally:
-            for handle in handles:
-                handle.remove()
-
-    @staticmethod
-    def restore_output(final: torch.Tensor, swaps: list[tuple[int, list[int]]], clean: torch.Tensor) -> torch.Tensor:
-        """The encoder output with, for each ``(row, positions)``, those positions taken from the clean output."""
-        final = final.clone()
-        for row, positions in swaps:
-            final[row, positions] = clean[0, positions].to(final.dtype)
-        return final
-
-    @contextlib.contextmanager
-    def truncated_encoder(self, num_blocks: int) -> Iterator[None]:
-        """Temporarily keep only the first ``num_blocks`` encoder blocks (the naive way to read a layer)."""
-        parent_path, _, name = self.layout.layers.rpartition(".")
-        parent = _get_path(self.encoder, parent_path) if parent_path else self.encoder
-        full = getattr(parent, name)
-        setattr(parent, name, torch.nn.ModuleList(list(full)[:num_blocks]))
-        try:
-            yield
-        finally:
-            setattr(parent, name, full)

@@ -168,3 +168,19 @@ class InputPreparer:
         image_processor = getattr(self.processor, "image_processor", self.processor)
         images = [load_image(item) for item in items]
         return {"pixel_values": image_processor(images=images, return_tensors="pt")["pixel_values"]}
+
+
+def as_items(inputs: Sequence[Any] | str) -> list[Any]:
+    """The inputs of one call as a list (one text alone is a list of one); none at all is refused."""
+    items = [inputs] if isinstance(inputs, str) else list(inputs)
+    if not items:
+        raise InputError("no inputs given: pass at least one input")
+    return items
+
+
+def as_targets(items: list[Any], targets: Sequence[str] | str) -> list[str]:
+    """One target per input (one text alone is a list of one), or ``InputError``."""
+    target_list = [targets] if isinstance(targets, str) else list(targets)
+    if len(target_list) != len(items):
+        raise InputError(f"got {len(items)} inputs but {len(target_list)} targets: give one target per input")
+    return target_list

@@ -2,48 +2,63 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from transformers import PreTrainedModel
 
 from decoderlens.adapter import EncodedBatch, ModelAdapter
-from decoderlens.errors import InputError
-from decoderlens.generation import decoder_start_id
-from decoderlens.results import LayerScore, TokenScore
+from decoderlens.batching import each_batch, encode, rows_per_call
+from decoderlens.forcing import decoder_inputs, target_labels, teacher_forced
+from decoderlens.inputs import describe
+from decoderlens.lenses import RAW, Lens
+from decoderlens.model_parts import ModelParts
+from decoderlens.results import ExampleScores, LayerScore, ScoreOutput, TokenScore
 from decoderlens.scheduling import row_slices
-from decoderlens.settings import FinalNorm
+from decoderlens.settings import FinalNorm, GenerationSettings, RuntimeSettings
 
 
-def target_labels(tokenizer: Any, model: PreTrainedModel, targets: Sequence[str], tgt_lang: str | None) -> torch.Tensor:
-    """Target token ids, padded with -100; a leading decoder-start token is dropped (Whisper)."""
-    if tgt_lang is not None and hasattr(tokenizer, "tgt_lang"):
-        tokenizer.tgt_lang = tgt_lang
-    for index, target in enumerate(targets):
-        if not isinstance(target, str) or not target.strip():
-            raise InputError(f"target #{index} is empty: give a non-empty reference text")
-    ids = tokenizer(text_target=list(targets)).input_ids
-    start = decoder_start_id(model)
-    ids = [seq[1:] if seq and seq[0] == start else seq for seq in ids]
-    width = max(len(seq) for seq in ids)
-    return torch.tensor([seq + [-100] * (width - len(seq)) for seq in ids])
+@torch.no_grad()
+def score(parts: ModelParts, items: list[Any], targets: list[str], generation: GenerationSettings,
+          runtime: RuntimeSettings, lens: Lens = RAW, progress: bool = False) -> ScoreOutput:
+    """Teacher-forced scores of ``targets`` (one per input) at every selected layer."""
+    chosen = parts.select(generation.layers)
+
+    def work(indices: list[int]) -> list[list[LayerScore]]:
+        encoded = encode(parts, [items[i] for i in indices], generation.truncation, runtime.max_memory)
+        return score_batch(parts, encoded, [targets[i] for i in indices], chosen, generation, runtime, lens)
+
+    per_example = each_batch(parts, items, runtime, len(chosen), generation.truncation, progress, work,
+                             "decoderlens score")
+    return score_output(parts, items, targets, per_example, chosen, generation, lens)
 
 
-def decoder_inputs(model: PreTrainedModel, labels: torch.Tensor) -> torch.Tensor:
-    """The teacher-forced decoder input: the start token, then the labels shifted right (padding for -100)."""
-    start = decoder_start_id(model)
-    pad = model.config.pad_token_id
-    pad = start if pad is None else pad
-    decoder_in = torch.cat([torch.full_like(labels[:, :1], start), labels[:, :-1]], dim=1)
-    return decoder_in.masked_fill(decoder_in == -100, pad)
+def score_batch(parts: ModelParts, encoded: EncodedBatch, targets: list[str], layers: list[int],
+                generation: GenerationSettings, runtime: RuntimeSettings, lens: Lens) -> list[list[LayerScore]]:
+    """Scores of one encoded batch: per example, one ``LayerScore`` per layer."""
+    labels = target_labels(parts.tokenizer, parts.model, targets, generation.tgt_lang).to(parts.device)
+    max_rows = rows_per_call(parts, encoded, runtime, lambda cost, length, width: cost.scoring(
+        length, width, labels.shape[1]))
+    statistics = token_statistics(parts.model, parts.adapter, encoded, labels, layers, generation.top_k, max_rows,
+                                  generation.final_norm, lens)
+    return layer_scores(parts.tokenizer, labels, layers, statistics)
+
+
+def score_output(parts: ModelParts, items: list[Any], targets: list[str], per_example: list[list[LayerScore]],
+                 chosen: list[int], generation: GenerationSettings, lens: Lens) -> ScoreOutput:
+    """The typed result of a scoring call, with the settings that made it."""
+    examples = [ExampleScores(describe(item, i), targets[i], per_example[i]) for i, item in enumerate(items)]
+    settings = {"layers": chosen, "final_norm": generation.final_norm, "top_k": generation.top_k,
+                "tgt_lang": generation.tgt_lang, "lens": lens.name}
+    return ScoreOutput(parts.name, parts.num_layers, examples, settings)
+
+
 
 
 @torch.no_grad()
 def token_statistics(
     model: PreTrainedModel, adapter: ModelAdapter, encoded: EncodedBatch, labels: torch.Tensor, layers: list[int],
-    top_k: int, max_rows: int, final_norm: FinalNorm = "auto",
-    translate: Callable[[int, torch.Tensor], torch.Tensor] | None = None,
+    top_k: int, max_rows: int, final_norm: FinalNorm = "auto", lens: Lens = RAW,
 ) -> tuple[torch.Tensor, ...]:
     """Teacher-forced statistics of every target token at every layer, each shaped (layers, batch, length):
     log-prob, rank and entropy, then the top-k log-probs and token ids (with a trailing k dimension).
@@ -52,14 +67,12 @@ def token_statistics(
     """
     decoder_in = decoder_inputs(model, labels)
     safe = labels.clamp(min=0)
-    stack = adapter.stack(encoded, layers, final_norm, labels.device, translate)
+    stack = adapter.stack(encoded, layers, final_norm, labels.device, lens)
     decoder_rows, target_rows = decoder_in.repeat(len(layers), 1), safe.repeat(len(layers), 1)
     parts: list[tuple[torch.Tensor, ...]] = []
     for rows in row_slices(len(stack), max_rows):
         part = stack.part(rows)
-        kwargs: dict[str, Any] = {} if part.mask is None else {"attention_mask": part.mask}
-        logits = model(encoder_outputs=encoded.as_encoder_outputs(part.states), decoder_input_ids=decoder_rows[rows],
-                       **kwargs).logits
+        logits = teacher_forced(model, encoded, part.states, part.mask, decoder_rows[rows]).logits
         logprobs = torch.log_softmax(logits.float(), dim=-1)
         target = logprobs.gather(-1, target_rows[rows][..., None]).squeeze(-1)
         top_values, top_ids = logprobs.topk(min(top_k, logprobs.shape[-1]), dim=-1)

@@ -6,15 +6,20 @@ Each concept has one name everywhere: the field name here is the keyword of the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
-from typing import Any, Literal
+import math
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Literal, TypeVar
 
+from decoderlens.budget import parse_size
 from decoderlens.errors import InputError, LayerSelectionError
+from decoderlens.layers import select_layers
 
 FinalNorm = Literal["auto", "none"]
 FINAL_NORMS: tuple[str, ...] = ("auto", "none")
 DEVICE_KINDS: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
 DTYPES: tuple[str, ...] = ("auto", "float32", "bfloat16", "float16")
+DECODING: tuple[str, ...] = ("auto", "generate", "one-call")
+S = TypeVar("S", bound="_Settings")
 
 
 def option_name(name: str) -> str:
@@ -42,8 +47,6 @@ def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
 
 def check_layer_spec(layers: Any) -> None:
     """Refuse layer selections that can never be valid, before any model is loaded."""
-    from decoderlens.layers import select_layers
-
     try:
         select_layers(layers, 10_000)
     except LayerSelectionError as err:
@@ -65,8 +68,23 @@ def described(text: str, cli_type: type | None = None, metavar: str | None = Non
     return {"help": text, "cli_type": cli_type, "metavar": metavar, "flag": flag}
 
 
+class _Settings:
+    """A settings dataclass: ``update`` gives a checked copy with some fields changed (unknown names refused)."""
+
+    def validate(self: S) -> S:
+        return self
+
+    def update(self: S, **overrides: Any) -> S:
+        """A checked copy with ``overrides`` applied; a name that is no field of this class is refused."""
+        unknown = set(overrides) - settings_fields(type(self))
+        if unknown:
+            raise InputError(f"unknown setting {sorted(unknown)[0]!r}: known settings are "
+                             f"{', '.join(sorted(settings_fields(type(self))))}")
+        return replace(self, **overrides).validate()  # type: ignore[type-var]
+
+
 @dataclass
-class GenerationSettings:
+class GenerationSettings(_Settings):
     """What is read out, and how the decoder generates from each layer (field help = its documentation)."""
 
     layers: Any = field(default="all", metadata=described(
@@ -90,9 +108,7 @@ class GenerationSettings:
         "length; 0 switches it off."))
     truncation: bool = field(default=False, metadata=described(
         "Cut over-long text inputs to the model's limit instead of refusing them."))
-    translators: str | None = field(default=None, metadata=described(
-        "Read layers below the top through trained translators (a folder or Hub id from decoderlens tune).", str,
-        "DIR"))
+    top_k: int = field(default=5, metadata=described("Most likely tokens listed per target position (scores)."))
 
     def validate(self) -> GenerationSettings:
         """Raise ``InputError`` naming the setting and its option for any value that cannot work."""
@@ -101,6 +117,7 @@ class GenerationSettings:
             self.top_length_cap = None
         check_count("max_new_tokens", self.max_new_tokens, optional=True)
         check_count("num_beams", self.num_beams)
+        check_count("top_k", self.top_k)
         check_choice("final_norm", self.final_norm, FINAL_NORMS)
         cap = self.top_length_cap
         if cap is not None and (isinstance(cap, bool) or not isinstance(cap, (int, float)) or cap < 0):
@@ -113,8 +130,9 @@ class GenerationSettings:
 
 
 @dataclass
-class RuntimeSettings:
-    """Where and in what pieces the work runs; these change speed and memory, never results."""
+class RuntimeSettings(_Settings):
+    """In what pieces and by which decoding loop the work runs, per call; these change speed and memory, never
+    results."""
 
     batch_size: int | str | None = field(default=None, metadata=described(
         "Inputs encoded together; 'auto' (None in Python) takes as many inputs of similar length as max_rows and "
@@ -123,12 +141,12 @@ class RuntimeSettings:
         "Most stacked rows (layers x inputs) in one decoding or scoring call."))
     max_memory: str | int | None = field(default=None, metadata=described(
         "Memory budget of one call's encoder pass, stacked states, caches and logits, e.g. 8GiB.", str, "SIZE"))
-    device: str = field(default="auto", metadata=described("auto (CUDA when available), cpu, cuda, cuda:N or mps."))
-    dtype: str = field(default="auto", metadata=described(
-        "auto (bfloat16 on GPUs that support it, else float32), float32, bfloat16 or float16.", str,
-        "auto|float32|bfloat16|float16"))
-    device_map: str | None = field(default=None, metadata=described(
-        "'auto' spreads a model too large for one GPU over all GPUs (replaces device)."))
+    decoding: str = field(default="auto", metadata=described(
+        "Greedy decoding loop: 'auto' (the own loop over the model's forward where the generation config adds no "
+        "logits processor, else rounds of generate), 'generate' (rounds of generate) or 'one-call' (one generate "
+        "call); token-identical, only speed differs.", str, "auto|generate|one-call"))
+    first_round: int = field(default=16, metadata=described(
+        "New tokens of the first round of generate-based greedy decoding (later rounds double)."))
 
     def validate(self) -> RuntimeSettings:
         """Raise ``InputError`` naming the setting and its option for any value that cannot work."""
@@ -140,17 +158,62 @@ class RuntimeSettings:
             self.batch_size = None if text == "auto" else int(text)
         check_count("batch_size", self.batch_size, optional=True)
         check_count("max_rows", self.max_rows)
+        check_count("first_round", self.first_round)
+        check_choice("decoding", self.decoding, DECODING)
+        if self.max_memory is not None:
+            parse_size(self.max_memory)
+        return self
+
+
+@dataclass
+class LoadSettings(_Settings):
+    """How the model is loaded, once: device, precision, placement and the tuned lens's translators."""
+
+    device: str = field(default="auto", metadata=described("auto (CUDA when available), cpu, cuda, cuda:N or mps."))
+    dtype: str = field(default="auto", metadata=described(
+        "auto (bfloat16 on GPUs that support it, else float32), float32, bfloat16 or float16.", str,
+        "auto|float32|bfloat16|float16"))
+    device_map: str | None = field(default=None, metadata=described(
+        "'auto' spreads a model too large for one GPU over all GPUs (replaces device)."))
+    translators: str | None = field(default=None, metadata=described(
+        "Read layers below the top through trained translators (a folder or Hub id from decoderlens tune).", str,
+        "DIR"))
+
+    def validate(self) -> LoadSettings:
+        """Raise ``InputError`` naming the setting and its option for any value that cannot work."""
         check_device(self.device)
         check_choice("dtype", self.dtype, DTYPES)
-        if self.max_memory is not None:
-            from decoderlens.budget import parse_size
+        if self.translators is not None and (not isinstance(self.translators, str) or not self.translators.strip()):
+            raise InputError(f"{_label('translators')} must name a folder or Hub id, got {self.translators!r}")
+        return self
 
-            parse_size(self.max_memory)
+
+@dataclass
+class TraceSettings(_Settings):
+    """How causal tracing corrupts the input and restores clean states."""
+
+    window: int = field(default=1, metadata=described("Layers restored together, from each layer up."))
+    restore_all: bool = field(default=False, metadata=described(
+        "Restore every position of a layer at once (one value per layer)."))
+    samples: int = field(default=10, metadata=described("Noise draws averaged."))
+    noise_scale: float = field(default=3.0, metadata=described(
+        "Noise standard deviation in units of the embeddings' (or features')."))
+    seed: int = field(default=0, metadata=described("Seed of the noise."))
+
+    def validate(self) -> TraceSettings:
+        """Raise ``InputError`` naming the setting and its option for any value that cannot work."""
+        check_count("window", self.window)
+        check_count("samples", self.samples)
+        check_count("seed", self.seed, minimum=0)
+        scale = self.noise_scale
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale) or scale <= 0:
+            raise InputError(f"{_label('noise_scale')} must be a finite number above 0, got {scale!r}")
         return self
 
 
 GENERATION_DEFAULTS = GenerationSettings()
 RUNTIME_DEFAULTS = RuntimeSettings()
+LOAD_DEFAULTS = LoadSettings()
 
 
 def help_text(item: Any) -> str:
@@ -165,13 +228,19 @@ def settings_fields(cls: type) -> set[str]:
     return {f.name for f in fields(cls)}
 
 
-def settings_from_keywords(keywords: dict[str, Any]) -> tuple[GenerationSettings, RuntimeSettings]:
-    """Generation and runtime settings from API keywords, checked; an unknown keyword names the known ones."""
+def compose(generation: GenerationSettings | None, runtime: RuntimeSettings | None,
+            overrides: dict[str, Any]) -> tuple[GenerationSettings, RuntimeSettings]:
+    """The settings of one call: ``generation`` and ``runtime`` (defaults where absent) with keyword ``overrides``
+    applied to whichever holds each name, checked. Load-time names (device, translators, ...) and unknown names
+    are refused with the known ones."""
     generation_names, runtime_names = settings_fields(GenerationSettings), settings_fields(RuntimeSettings)
-    unknown = set(keywords) - generation_names - runtime_names
+    unknown = set(overrides) - generation_names - runtime_names
     if unknown:
-        raise InputError(f"unknown setting {sorted(unknown)[0]!r}: known settings are "
+        name = sorted(unknown)[0]
+        if name in settings_fields(LoadSettings):
+            raise InputError(f"{name!r} is chosen when the model is loaded (DecoderLens.from_pretrained), not per call")
+        raise InputError(f"unknown setting {name!r}: known settings are "
                          f"{', '.join(sorted(generation_names | runtime_names))}")
-    generation = GenerationSettings(**{k: v for k, v in keywords.items() if k in generation_names}).validate()
-    runtime = RuntimeSettings(**{k: v for k, v in keywords.items() if k in runtime_names}).validate()
-    return generation, runtime
+    chosen = {k: v for k, v in overrides.items() if k in generation_names}
+    return ((generation or GenerationSettings()).update(**chosen),
+            (runtime or RuntimeSettings()).update(**{k: v for k, v in overrides.items() if k in runtime_names}))

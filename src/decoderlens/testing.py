@@ -7,7 +7,8 @@ make the method's invariants pass vacuously.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,8 @@ import numpy as np
 import torch
 import transformers as tf
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
+
+from decoderlens.adapter import ModelAdapter, module_at
 
 VOCAB_WORDS = [f"w{i}" for i in range(56)]
 SPECIALS = ["<pad>", "</s>", "<s>", "<unk>"]
@@ -257,3 +260,18 @@ def sample_images(count: int, seed: int = 0) -> list[np.ndarray]:
     """Random 32x32 RGB images as uint8 arrays."""
     rng = np.random.default_rng(seed)
     return [rng.integers(0, 256, size=(32, 32, 3), dtype=np.uint8) for _ in range(count)]
+
+
+@contextlib.contextmanager
+def truncated_encoder(model: Any, num_blocks: int) -> Iterator[None]:
+    """Temporarily keep only the first ``num_blocks`` encoder blocks: the naive way to read a layer, which a readout
+    of that layer must equal."""
+    adapter = ModelAdapter(model)
+    parent_path, _, name = adapter.layout.layers.rpartition(".")
+    parent = module_at(adapter.encoder, parent_path) if parent_path else adapter.encoder
+    full = getattr(parent, name)
+    setattr(parent, name, torch.nn.ModuleList(list(full)[:num_blocks]))
+    try:
+        yield
+    finally:
+        setattr(parent, name, full)

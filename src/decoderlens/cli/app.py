@@ -55,6 +55,33 @@ app.command("demo")(demo)
 app.add_typer(logic_app, name="logic")
 
 
+RENAMED: dict[str, dict[str, str]] = {
+    "tune": {"--batch-size": "--step-batch"},
+    "demo": {"--force": "--fresh"},
+    "logic": {"--force": "--fresh"},
+    "serve": {},
+}
+"""Per command, options that were renamed, and their new names."""
+
+
+def renamed_option(argv: list[str]) -> str | None:
+    """A message naming the new spelling of a renamed option in ``argv`` (the command's words), if any."""
+    if not argv:
+        return None
+    renamed = RENAMED.get(argv[0], {})
+    for word in argv[1:]:
+        flag = word.split("=", 1)[0]
+        if flag in renamed:
+            return f"{flag} was renamed: did you mean {renamed[flag]}?"
+    return None
+
+
 def main() -> None:
     """Console-script entry point."""
+    import sys
+
+    message = renamed_option(sys.argv[1:])
+    if message is not None:
+        typer.echo(f"error: {message}", err=True)
+        raise SystemExit(2)
     app()

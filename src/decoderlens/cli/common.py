@@ -18,9 +18,11 @@ import typer
 from rich.console import Console
 
 from decoderlens.errors import DecoderLensError
-from decoderlens.settings import RuntimeSettings, help_text, option_name
+from decoderlens.settings import LoadSettings, help_text, option_name
 
 err_console = Console(stderr=True, soft_wrap=True)
+
+
 class _Checked(Protocol):
     def validate(self) -> Any: ...
 
@@ -155,10 +157,11 @@ def quiet_transformers() -> None:
     hf_logging.disable_progress_bar()
 
 
-def load_lens(model: str, runtime: RuntimeSettings, translators: str | None = None, force: bool = False) -> Any:
-    """Load a ``DecoderLens`` (imported here so that ``--help`` stays fast), with its translators if given."""
+def load_lens(model: str, load: LoadSettings, force: bool = False) -> Any:
+    """Load a ``DecoderLens`` (imported here so that ``--help`` stays fast), its default lens tuned where
+    translators are given."""
     from decoderlens.engine import DecoderLens
 
     quiet_transformers()
-    return DecoderLens.from_pretrained(model, device=runtime.device, dtype=runtime.dtype,
-                                       device_map=runtime.device_map, translators=translators, force=force)
+    return DecoderLens.from_pretrained(model, device=load.device, dtype=load.dtype, device_map=load.device_map,
+                                       translators=load.translators, force=force)

@@ -7,10 +7,11 @@ from typing import Annotated, Any
 import typer
 
 from decoderlens.cli import common
-from decoderlens.settings import GenerationSettings, RuntimeSettings
+from decoderlens.settings import GenerationSettings, LoadSettings, RuntimeSettings
 
 
-@common.settings_options(GenerationSettings, RuntimeSettings, skip=("num_beams", "top_length_cap"))
+@common.settings_options(GenerationSettings, RuntimeSettings, LoadSettings,
+                         skip=("num_beams", "top_length_cap", "top_k"))
 def grid_command(
     model: common.ModelArg,
     source: Annotated[str, typer.Argument(help="Input text (or audio/image path).", show_default=False)],
@@ -27,8 +28,8 @@ def grid_command(
     decoder for layers below the top)."""
     with common.friendly_errors():
         generation, runtime = common.settings_of(GenerationSettings, given), common.settings_of(RuntimeSettings, given)
-        lens = common.load_lens(model, runtime, generation.translators, force)
-        result = lens.grid_items([source], None if target is None else [target], generation, runtime)
+        lens = common.load_lens(model, common.settings_of(LoadSettings, given), force)
+        result = lens.grid([source], None if target is None else [target], generation=generation, runtime=runtime)
         if html is not None:
             from decoderlens.presentation.report import display_name, grid_sections, write_analysis_html
 

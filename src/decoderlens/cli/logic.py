@@ -23,26 +23,26 @@ logic_app = typer.Typer(help="The propositional-logic experiment: data, training
 
 ExamplesOpt = Annotated[int, typer.Option("--examples", "-n", min=1, help="Held-out formulas to read.")]
 BeamsOpt = Annotated[int, typer.Option("--num-beams", help="Beam width (1: greedy decoding).")]
-ForceOpt = Annotated[bool, typer.Option("--force", help="Start afresh instead of reusing an earlier run in --out.")]
+FreshOpt = Annotated[bool, typer.Option("--fresh", help="Start afresh instead of reusing an earlier run in --out.")]
 
 
-def read_out_logic_model(out: Path, examples: int, model: Path | None, num_beams: int, force: bool) -> None:
+def read_out_logic_model(out: Path, examples: int, model: Path | None, num_beams: int, fresh: bool) -> None:
     """Read out every layer of a logic model (the shipped one when ``model`` is None) on held-out formulas."""
     from decoderlens.logic.demo import run_demo
 
     with friendly_errors():
         quiet_transformers()
-        run_demo(out, examples, model_path=model, force=force, num_beams=num_beams)
+        run_demo(out, examples, model_path=model, fresh=fresh, num_beams=num_beams)
 
 
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the results.")] = Path("decoderlens-demo"),
-    examples: ExamplesOpt = 300, num_beams: BeamsOpt = 1, force: ForceOpt = False,
+    examples: ExamplesOpt = 300, num_beams: BeamsOpt = 1, fresh: FreshOpt = False,
     model: Annotated[Path | None, typer.Option("--model", help="Another logic model folder.",
                                                show_default=False)] = None,
 ) -> None:
     """Read out every encoder layer of the shipped logic model on held-out formulas (offline)."""
-    read_out_logic_model(out, examples, model, num_beams, force)
+    read_out_logic_model(out, examples, model, num_beams, fresh)
 
 
 @logic_app.command("data")
@@ -68,7 +68,7 @@ def data(
 def train(
     out: Annotated[Path, typer.Argument(help="Run folder: checkpoint.pt, train_log.jsonl, model/.")],
     d_model: Annotated[int, typer.Option("--d-model", min=8, help="Model width (feed-forward 4x); the shipped "
-                                         "model has 64, the paper's 128.")] = 64,
+                                         "model has 64, the paper's 128.")] = ModelShape().d_model,
     threads: Annotated[int | None, typer.Option("--threads", help="CPU threads for torch.")] = None,
     *,
     given: dict[str, Any],
@@ -129,7 +129,7 @@ def export(
 def analyze_cmd(
     model: Annotated[Path, typer.Argument(help="Logic model folder.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the results.")] = Path("logic-analysis"),
-    examples: ExamplesOpt = 2_000, num_beams: BeamsOpt = 1, force: ForceOpt = False,
+    examples: ExamplesOpt = 2_000, num_beams: BeamsOpt = 1, fresh: FreshOpt = False,
 ) -> None:
     """Per-layer analysis of a logic model on the held-out test split."""
-    read_out_logic_model(out, examples, model, num_beams, force)
+    read_out_logic_model(out, examples, model, num_beams, fresh)

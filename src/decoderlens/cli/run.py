@@ -21,7 +21,7 @@ from decoderlens.cli.common import (
     show_result,
 )
 from decoderlens.errors import InputError
-from decoderlens.settings import GenerationSettings, RuntimeSettings
+from decoderlens.settings import GenerationSettings, LoadSettings, RuntimeSettings
 
 
 def collect_inputs(lens: Any, texts: list[str], audio: list[Path], image: list[Path]) -> list[Any]:
@@ -42,13 +42,10 @@ def collect_inputs(lens: Any, texts: list[str], audio: list[Path], image: list[P
         raise InputError(f"give files either all after the model ({' '.join([*flagged, *texts][:3])} ...) or each "
                          f"after its own {flag} ({flag} {flagged[0]} {flag} {texts[0]}); mixed, their order would "
                          "change")
-    items: list[Any] = [*texts, *flagged]
-    if not items:
-        raise InputError("give at least one input (text, or --audio / --image files)")
-    return items
+    return [*texts, *flagged]
 
 
-@settings_options(GenerationSettings, RuntimeSettings)
+@settings_options(GenerationSettings, RuntimeSettings, LoadSettings, skip=("top_k",))
 def run(
     model: ModelArg,
     inputs: Annotated[list[str] | None, typer.Argument(help="Input texts (or audio/image paths).",
@@ -67,11 +64,12 @@ def run(
     """Read out every encoder layer of MODEL for the given inputs."""
     with friendly_errors():
         generation, runtime = settings_of(GenerationSettings, given), settings_of(RuntimeSettings, given)
+        load = settings_of(LoadSettings, given)
         if not (inputs or audio or image):
             raise InputError("give at least one input (text, or --audio / --image files)")
-        lens = load_lens(model, runtime, generation.translators, force)
+        lens = load_lens(model, load, force)
         items = collect_inputs(lens, inputs or [], audio or [], image or [])
-        result = lens.read(items, generation, runtime, progress=len(items) > 8)
+        result = lens.generate(items, generation=generation, runtime=runtime, progress=len(items) > 8)
         if html is not None:
             from decoderlens.presentation.report import write_lens_output_html
 

@@ -10,7 +10,7 @@ import typer
 
 from decoderlens.cli import common
 from decoderlens.errors import InputError
-from decoderlens.settings import GenerationSettings, RuntimeSettings, check_count
+from decoderlens.settings import GenerationSettings, LoadSettings, RuntimeSettings
 
 
 def read_pairs(path: Path) -> tuple[list[str], list[str]]:
@@ -32,15 +32,15 @@ def read_pairs(path: Path) -> tuple[list[str], list[str]]:
     return inputs, targets
 
 
-@common.settings_options(GenerationSettings, RuntimeSettings,
-                  skip=("max_new_tokens", "num_beams", "language", "task", "top_length_cap"))
+@common.settings_options(GenerationSettings, RuntimeSettings, LoadSettings,
+                         skip=("max_new_tokens", "num_beams", "language", "task", "top_length_cap", "decoding",
+                               "first_round"))
 def score(
     model: common.ModelArg,
     source: Annotated[str | None, typer.Argument(help="Input text (or audio/image path).", show_default=False)] = None,
     target: Annotated[str | None, typer.Argument(help="Target text to score.", show_default=False)] = None,
     pairs: Annotated[Path | None, typer.Option("--pairs", help="JSONL file of {input, target} rows.",
                                                show_default=False)] = None,
-    top_k: Annotated[int, typer.Option("--top-k", help="Most likely tokens listed per position.")] = 5,
     fmt: common.FormatOpt = common.FormatChoice.table,
     output: common.OutputOpt = None,
     force: common.ForceOpt = False,
@@ -50,7 +50,7 @@ def score(
     """Score TARGET given SOURCE at every encoder layer (log-prob, rank, entropy, top-k per token)."""
     with common.friendly_errors():
         generation, runtime = common.settings_of(GenerationSettings, given), common.settings_of(RuntimeSettings, given)
-        check_count("top_k", top_k)
+        load = common.settings_of(LoadSettings, given)
         if pairs is not None:
             inputs, targets = read_pairs(pairs)
         elif source is not None and target is not None:
@@ -59,5 +59,5 @@ def score(
             raise InputError("give SOURCE and TARGET, or --pairs FILE")
         if not inputs:
             raise InputError(f"{pairs} holds no pairs")
-        lens = common.load_lens(model, runtime, generation.translators, force)
-        common.show_result(lens.score_items(inputs, targets, generation, runtime, top_k), fmt, output)
+        lens = common.load_lens(model, load, force)
+        common.show_result(lens.score(inputs, targets, generation=generation, runtime=runtime), fmt, output)

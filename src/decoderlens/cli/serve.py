@@ -9,19 +9,17 @@ import typer
 from decoderlens.cli import common
 from decoderlens.errors import InputError
 from decoderlens.serve.limits import ServeLimits
-from decoderlens.settings import RuntimeSettings
+from decoderlens.settings import LoadSettings, RuntimeSettings
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
-@common.settings_options(RuntimeSettings, ServeLimits, skip=("batch_size",))
+@common.settings_options(RuntimeSettings, LoadSettings, ServeLimits, skip=("batch_size",))
 def serve_command(
     model: common.ModelArg,
     host: Annotated[str, typer.Option("--host", help="Address to listen on (other than 127.0.0.1 needs --token).")
                     ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
-    translators: Annotated[str | None, typer.Option("--translators", metavar="DIR", show_default=False,
-                                                    help="Also offer the tuned lens of these translators.")] = None,
     insecure_no_token: Annotated[bool, typer.Option("--insecure-no-token", help="Listen beyond this machine "
                                                     "without a token.")] = False,
     force: common.ForceOpt = False,
@@ -42,7 +40,7 @@ def serve_command(
         except ImportError:
             raise InputError("decoderlens serve needs its extra: pip install 'decoderlens[serve]'") from None
         runtime = common.settings_of(RuntimeSettings, given)
-        lens = common.load_lens(model, runtime, translators, force)
+        lens = common.load_lens(model, common.settings_of(LoadSettings, given), force)
         common.err_console.print(f"decoderlens serve: {lens.name} on http://{host}:{port}/ (API docs at /docs); "
                                  f"limits: {limits.describe()}", highlight=False)
         uvicorn.run(create_app(lens, runtime, limits), host=host, port=port, log_level="warning")

@@ -9,7 +9,7 @@ import typer
 
 from decoderlens.cli import common
 from decoderlens.errors import InputError
-from decoderlens.settings import GenerationSettings, RuntimeSettings
+from decoderlens.settings import GenerationSettings, LoadSettings, RuntimeSettings, TraceSettings
 
 
 def parse_span(text: str) -> tuple[float, float]:
@@ -21,9 +21,9 @@ def parse_span(text: str) -> tuple[float, float]:
     return start, end
 
 
-@common.settings_options(GenerationSettings, RuntimeSettings,
+@common.settings_options(TraceSettings, GenerationSettings, RuntimeSettings, LoadSettings,
                          skip=("layers", "num_beams", "top_length_cap", "final_norm", "truncation", "batch_size",
-                               "translators"))
+                               "translators", "top_k", "decoding", "first_round"))
 def trace_command(
     model: common.ModelArg,
     source: Annotated[str, typer.Argument(help="Input text (or an audio file for speech models).")],
@@ -34,13 +34,6 @@ def trace_command(
                                                 show_default=False)] = None,
     corrupt_with: Annotated[str | None, typer.Option("--corrupt-with", help="Corrupt by running this input of the "
                                                      "same length instead.", show_default=False)] = None,
-    restore_all: Annotated[bool, typer.Option("--restore-all", help="Restore every position of a layer at once "
-                                              "(one value per layer).")] = False,
-    window: Annotated[int, typer.Option("--window", help="Layers restored together, from each layer up.")] = 1,
-    samples: Annotated[int, typer.Option("--samples", help="Noise draws averaged.")] = 10,
-    noise_scale: Annotated[float, typer.Option("--noise-scale", help="Noise standard deviation in units of the "
-                                               "embeddings' (or features').")] = 3.0,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the noise.")] = 0,
     fmt: common.FormatOpt = common.FormatChoice.table,
     output: common.OutputOpt = None,
     html: common.HtmlOpt = None,
@@ -53,14 +46,13 @@ def trace_command(
     answer's probability comes back."""
     with common.friendly_errors():
         generation, runtime = common.settings_of(GenerationSettings, given), common.settings_of(RuntimeSettings, given)
+        settings, load = common.settings_of(TraceSettings, given), common.settings_of(LoadSettings, given)
         if corrupt is not None and corrupt_with is not None:
             raise InputError("give --corrupt or --corrupt-with, not both")
         span = parse_span(corrupt) if corrupt is not None else None
-        lens = common.load_lens(model, runtime)
-        result = lens.trace(source, answer, corrupt_with if corrupt_with is not None else span, window=window,
-                            restore_all=restore_all, samples=samples, noise_scale=noise_scale, seed=seed,
-                            max_rows=runtime.max_rows, max_new_tokens=generation.max_new_tokens,
-                            tgt_lang=generation.tgt_lang, language=generation.language, task=generation.task)
+        lens = common.load_lens(model, load)
+        result = lens.trace(source, answer, corrupt_with if corrupt_with is not None else span, trace=settings,
+                            generation=generation, runtime=runtime)
         if html is not None:
             from decoderlens.presentation.report import trace_sections, write_analysis_html
 

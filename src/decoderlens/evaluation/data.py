@@ -19,6 +19,7 @@ from typing import Any
 
 from decoderlens.errors import InputError
 from decoderlens.inputs import AUDIO_SUFFIXES
+from decoderlens.settings import described
 
 INPUT_FIELDS = ("input", "source", "question", "formula", "text", "audio", "file_name", "path", "image")
 TARGET_FIELDS = ("target", "reference", "answer", "translation", "transcription", "sentence", "label")
@@ -42,20 +43,17 @@ class DataSource:
 
     path: str
     """JSONL/CSV/TSV file, saved ``datasets`` folder, audio folder, or Hub data set name."""
-    input_field: str | None = None
-    """Field holding the input (dotted paths reach into nested fields); guessed when not given."""
-    target_field: str | None = None
-    """Field holding the reference; guessed when not given."""
-    id_field: str | None = None
-    """Field holding the example id (default: ``id``, else the row number)."""
-    config: str | None = None
-    """Hub data set configuration."""
-    split: str | None = None
-    """Data set split (default: test, or the only one)."""
-    template: str | None = None
-    """Prompt template with an ``{input}`` placeholder, applied to text inputs."""
-    limit: int | None = None
-    """Use only the first N usable rows."""
+    input_field: str | None = field(default=None, metadata=described(
+        "Field holding the input (dotted paths reach into nested fields; default: guessed)."))
+    target_field: str | None = field(default=None, metadata=described(
+        "Field holding the reference (default: guessed)."))
+    id_field: str | None = field(default=None, metadata=described(
+        "Field holding the example id (default: id, else the row number)."))
+    config: str | None = field(default=None, metadata=described("Hub data set configuration."))
+    split: str | None = field(default=None, metadata=described("Data set split (default: test, or the only one)."))
+    template: str | None = field(default=None, metadata=described(
+        "Prompt wrapped around text inputs, with an {input} placeholder."))
+    limit: int | None = field(default=None, metadata=described("Use only the first N usable rows.", metavar="N"))
 
     def validate(self) -> DataSource:
         """Refuse a template that cannot be filled and a limit below one, before any row is read."""

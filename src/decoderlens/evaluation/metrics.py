@@ -7,6 +7,7 @@ n-gram statistics; WER/CER use error and reference-length counts from jiwer.
 
 from __future__ import annotations
 
+import importlib
 import re
 import string
 from collections import Counter
@@ -47,6 +48,18 @@ class Metric:
 
 
 _REGISTRY: dict[str, Callable[[], Metric]] = {}
+PLUGINS = ("decoderlens.logic.metrics",)
+"""Modules above this layer that register metrics and presets of their own; imported by name the first time a
+lookup misses, so that the evaluation layer never imports them (as a package's entry points would)."""
+_plugins_loaded = False
+
+
+def _load_plugins() -> None:
+    global _plugins_loaded
+    if not _plugins_loaded:
+        _plugins_loaded = True
+        for module in PLUGINS:
+            importlib.import_module(module)
 
 
 def register_metric(name: str) -> Callable[[Callable[[], Metric]], Callable[[], Metric]]:
@@ -61,11 +74,14 @@ def register_metric(name: str) -> Callable[[Callable[[], Metric]], Callable[[], 
 
 def list_metrics() -> list[str]:
     """Names of all registered metrics."""
+    _load_plugins()
     return sorted(_REGISTRY)
 
 
 def get_metric(name: str) -> Metric:
     """Build the registered metric ``name``; unknown names list the choices."""
+    if name not in _REGISTRY:
+        _load_plugins()
     if name not in _REGISTRY:
         raise InputError(f"unknown metric {name!r}: choose from {', '.join(list_metrics())}")
     return _REGISTRY[name]()
@@ -210,23 +226,6 @@ def _cer() -> Metric:
     return _error_rate("cer", characters=True)
 
 
-@register_metric("logic")
-def _logic() -> Metric:
-    from decoderlens.logic.formulas import check_formula, judge
-
-    return mean_metric("logic", lambda p, r, i: judge(i, p, r).correct,
-                       "share of outputs whose every completion satisfies the input formula", uses_input=True,
-                       check_input=check_formula)
-
-
-@register_metric("logic_parses")
-def _logic_parses() -> Metric:
-    from decoderlens.logic.formulas import check_formula, judge
-
-    return mean_metric("logic_parses", lambda p, r, i: judge(i, p, r).parses,
-                       "share of outputs that parse as an assignment", uses_input=True, check_input=check_formula)
-
-
 @dataclass(frozen=True)
 class Preset:
     """The metrics and normalisation a kind of task is evaluated with."""
@@ -239,14 +238,27 @@ PRESETS: dict[str, Preset] = {
     "qa": Preset(("exact_match", "token_f1")),
     "mt": Preset(("bleu", "chrf")),
     "asr": Preset(("wer", "cer"), "whisper"),
-    "logic": Preset(("logic", "accuracy", "logic_parses")),
     "generic": Preset(("accuracy", "chrf")),
 }
-"""Evaluation presets (``--preset``): question answering, translation, speech recognition, the logic task."""
+"""Evaluation presets (``--preset``): question answering, translation, speech recognition, generic (plug-ins add
+theirs with ``register_preset``, the logic task among them)."""
+
+
+def register_preset(name: str, preset: Preset) -> None:
+    """Make ``preset`` available as ``--preset name``."""
+    PRESETS[name] = preset
+
+
+def list_presets() -> list[str]:
+    """Names of all presets."""
+    _load_plugins()
+    return sorted(PRESETS)
 
 
 def get_preset(name: str) -> Preset:
     """The preset ``name``; unknown names list the choices."""
     if name not in PRESETS:
-        raise InputError(f"unknown preset {name!r} (--preset): choose from {', '.join(PRESETS)}")
+        _load_plugins()
+    if name not in PRESETS:
+        raise InputError(f"unknown preset {name!r} (--preset): choose from {', '.join(list_presets())}")
     return PRESETS[name]

@@ -29,6 +29,7 @@ from decoderlens.evaluation.metrics import Metric
 from decoderlens.evaluation.settings import EvalSettings
 from decoderlens.evaluation.statistics import AGREEMENT, LayerStatistics, layer_statistics
 from decoderlens.inputs import describe
+from decoderlens.lenses import LensMode
 
 
 @dataclass
@@ -46,8 +47,9 @@ Chunk = tuple[list[ReadoutRecord], list[GridRecord]]
 def _records_for(lens: Any, rows: list[EvalRow], settings: EvalSettings) -> Chunk:
     """Read out (and with ``score``/``grid``, score) one chunk of rows from one encoder pass per batch."""
     items = [row.input for row in rows]
-    readings = lens.read_all(items, [row.reference for row in rows], settings.generation, settings.runtime,
-                             score=settings.score, grid=settings.grid, raw_too=settings.lens_mode == "both")
+    readings = lens.read_all(items, [row.reference for row in rows], generation=settings.generation,
+                             runtime=settings.runtime, lenses=lens.lenses(settings.lens_mode), score=settings.score,
+                             grid=settings.grid)
     grids = [GridRecord(row.id, sorted({c.encoder_layer for c in example.cells}), example.matrix())
              for row, example in zip(rows, readings.grids or [], strict=False)]
     out = readings.readouts
@@ -62,7 +64,8 @@ def _records_for(lens: Any, rows: list[EvalRow], settings: EvalSettings) -> Chun
                 record.target_tokens = [t.token for t in layer_score.tokens]
                 record.token_logprobs = [round(t.logprob, 4) for t in layer_score.tokens]
             records.append(record)
-    for row, example in zip(rows, readings.raw or [], strict=False):  # the raw lens beside the tuned one
+    beside = readings.by_lens.get("raw") if settings.lens_mode is LensMode.both else None
+    for row, example in zip(rows, beside or [], strict=False):  # the raw lens beside the tuned one
         records += [ReadoutRecord(row.id, r.layer, describe(row.input, row.id), r.text, row.reference, lens="raw")
                     for r in example.readouts if r.layer < lens.num_layers]
     return records, grids
@@ -142,9 +145,11 @@ def check_rows(rows: list[EvalRow], metrics: list[Metric]) -> tuple[list[EvalRow
     return usable, problems
 
 
-def evaluate(settings: EvalSettings, out_dir: Path, lens: Any = None, progress: bool = True,
+def evaluate(settings: EvalSettings, out_dir: Path, lens: Any, progress: bool = True,
              on_chunk: Callable[[int], None] | None = None) -> EvalReport:
-    """Run (or resume) an evaluation into ``out_dir``; returns the summary and the skipped rows.
+    """Run (or resume) an evaluation into ``out_dir`` with ``lens`` (a ``DecoderLens``, or a function of the
+    process's ``ProcessInfo`` that loads one once the data has been read); returns the summary and the skipped
+    rows.
 
     Every option is checked, the data read and the model loaded before anything is written; ``run.json`` is
     written with the first records. Under ``accelerate launch`` (several processes), each process evaluates
@@ -164,19 +169,14 @@ def evaluate(settings: EvalSettings, out_dir: Path, lens: Any = None, progress: 
     if not usable:
         raise InputError(f"no usable rows in {settings.data.path}" + (f": every row was skipped, e.g. {skipped[0]}"
                                                                       if skipped else ""))
-    if lens is None:
-        from decoderlens.engine import DecoderLens
-
-        runtime = settings.runtime
-        device = proc.device if proc.world > 1 and runtime.device == "auto" else runtime.device
-        lens = DecoderLens.from_pretrained(settings.model, device=device or "auto", dtype=runtime.dtype,
-                                           device_map=runtime.device_map)
-    if settings.lens_mode != "raw" and lens.translators is None:
-        lens.use_translators(settings.generation.translators, force=settings.force)
+    if not hasattr(lens, "read_all"):
+        lens = lens(proc)
     layers = sorted(set(lens.select(settings.generation.layers)) | {lens.num_layers})
     settings = replace(settings, generation=replace(settings.generation, layers=layers))
+    mode = settings.lens_mode
+    lenses = lens.lenses(mode)
     identity = {**settings.identity(layers, lens.plan(settings.generation).max_new_tokens),
-                "lens": settings.lens_mode if lens.translators is None else f"{settings.lens_mode} {lens.lens_kind}"}
+                "lens": mode.value if mode is LensMode.raw else f"{mode.value} {lenses[0].name}"}
     folder = EvalFolder(out_dir)
     folder.check_settings(identity)
     with folder.writing() if proc.is_main else contextlib.nullcontext():

@@ -9,7 +9,8 @@ from typing import Any, Literal
 from decoderlens.errors import InputError
 from decoderlens.evaluation.data import DataSource
 from decoderlens.evaluation.metrics import Metric, get_metric, get_normalizer, get_preset
-from decoderlens.settings import GenerationSettings, RuntimeSettings, check_choice, check_count
+from decoderlens.lenses import LensMode
+from decoderlens.settings import GenerationSettings, LoadSettings, RuntimeSettings, check_choice, check_count
 
 OnError = Literal["skip", "fail"]
 
@@ -31,13 +32,14 @@ class EvalSettings:
     """Also record the teacher-forced log-probability of the reference per layer."""
     grid: bool = False
     """Also record the 2-D lens of the reference (every encoder layer x decoder layer)."""
-    lens: str | None = None
-    """raw, tuned (the translators given in ``generation.translators``) or both (raw and tuned readouts from one
-    encoder pass); default: tuned with translators, else raw."""
+    lens: LensMode | str | None = None
+    """raw, tuned (the translators given in ``load.translators``) or both (raw and tuned readouts from one encoder
+    pass); default: tuned with translators, else raw."""
     force: bool = False
     """Use translators trained for another model of the same shape (with a warning)."""
     generation: GenerationSettings = field(default_factory=GenerationSettings)
     runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
+    load: LoadSettings = field(default_factory=LoadSettings)
     chunk_size: int = 256
     """Examples decoded between two writes to disk (and grouped by length within)."""
     on_error: OnError = "skip"
@@ -52,11 +54,13 @@ class EvalSettings:
         self.metric_objects()
         self.generation.validate()
         self.runtime.validate()
+        self.load.validate()
         check_count("chunk_size", self.chunk_size)
         check_choice("on_error", self.on_error, ("skip", "fail"))
         if self.lens is not None:
-            check_choice("lens", self.lens, ("raw", "tuned", "both"))
-            if self.lens != "raw" and not self.generation.translators:
+            check_choice("lens", self.lens, tuple(LensMode))
+            self.lens = LensMode(self.lens)
+            if self.lens is not LensMode.raw and not self.load.translators:
                 raise InputError(f"lens (--lens) {self.lens} needs translators: give --translators DIR (from "
                                  "decoderlens tune)")
         check_count("bootstrap_resamples", self.bootstrap_resamples, minimum=0)
@@ -77,18 +81,22 @@ class EvalSettings:
         data = asdict(self.data)
         data.pop("limit", None)
         generation = asdict(self.generation)
+        generation.pop("top_k")
         generation.update(layers=layers, max_new_tokens=max_new_tokens,
-                          top_length_cap=self.generation.top_length_cap or None)
+                          top_length_cap=self.generation.top_length_cap or None, translators=self.load.translators)
         return {"model": self.model, "data": data, **generation, "score": self.score, "grid": self.grid,
-                "lens": self.lens_mode}
+                "lens": self.lens_mode.value}
 
     @property
-    def lens_mode(self) -> str:
+    def lens_mode(self) -> LensMode:
         """raw, tuned or both (the default resolved)."""
-        return self.lens or ("tuned" if self.generation.translators else "raw")
+        if self.lens is not None:
+            return LensMode(self.lens)
+        return LensMode.tuned if self.load.translators else LensMode.raw
 
 
-_SECTIONS: dict[str, type] = {"data": DataSource, "generation": GenerationSettings, "runtime": RuntimeSettings}
+_SECTIONS: dict[str, type] = {"data": DataSource, "generation": GenerationSettings, "runtime": RuntimeSettings,
+                               "load": LoadSettings}
 _TOP = {f.name for f in fields(EvalSettings)} - set(_SECTIONS)
 
 

@@ -11,13 +11,14 @@ from decoderlens.settings import check_count, described
 
 @dataclass(frozen=True)
 class ModelShape:
-    """Shape of the from-scratch model (defaults: 6+6 layers, d 128, as in the paper's logic model): residual width
-    ``d_model``, ``num_layers`` encoder blocks and as many decoder blocks, feed-forward width ``d_ff``."""
+    """Shape of the from-scratch model (defaults: the shipped model's, 6+6 layers of width 64; the paper's is 128):
+    residual width ``d_model``, ``num_layers`` encoder blocks and as many decoder blocks, feed-forward width
+    ``d_ff``."""
 
-    d_model: int = 128
+    d_model: int = 64
     num_layers: int = 6
     num_heads: int = 4
-    d_ff: int = 512
+    d_ff: int = 256
     dropout: float = 0.0
     position_buckets: int = 160
     """T5 relative-position buckets; 160 (80 per direction) keeps every offset within a formula distinct."""

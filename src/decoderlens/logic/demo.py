@@ -57,20 +57,19 @@ def readouts_from_folder(folder: EvalFolder, examples: list[LogicExample], model
 
 
 def run_demo(out_dir: Path, count: int = 300, console: Console | None = None, model_path: Path | None = None,
-             force: bool = False, num_beams: int = 1) -> LogicAnalysis:
+             fresh: bool = False, num_beams: int = 1) -> LogicAnalysis:
     """Read out all layers of the shipped model on ``count`` held-out formulas; print and write results.
 
-    An earlier run in ``out_dir`` is reused (and extended to ``count`` formulas); ``force`` starts afresh.
+    An earlier run in ``out_dir`` is reused (and extended to ``count`` formulas); ``fresh`` starts afresh.
     """
     console = console or Console()
     path = model_path or shipped_model_path()
     folder = EvalFolder(out_dir)
-    if force and out_dir.exists():
+    if fresh and out_dir.exists():
         shutil.rmtree(out_dir)
     elif folder.read_settings() is not None:
-        console.print(f"reusing the earlier run in {out_dir}/ (pass --force to start afresh)", highlight=False)
-    lens = DecoderLens.from_pretrained(str(path), device="cpu")
-    lens.name = SHIPPED_NAME if model_path is None else str(path)
+        console.print(f"reusing the earlier run in {out_dir}/ (pass --fresh to start afresh)", highlight=False)
+    lens = DecoderLens.from_pretrained(str(path), device="cpu", name=SHIPPED_NAME if model_path is None else str(path))
     examples = held_out_examples(count, target=trained_target(path))
     data = out_dir / "data" / "heldout.jsonl"
     write_jsonl(examples, data)

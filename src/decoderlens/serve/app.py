@@ -9,63 +9,25 @@ import io
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
+from decoderlens.decoder_head import DecoderHead
 from decoderlens.engine import DecoderLens
 from decoderlens.errors import DecoderLensError, InputError
+from decoderlens.lenses import RAW, Lens
 from decoderlens.presentation.report import display_name, render_page
 from decoderlens.serve.batcher import Batcher, Job, QueueFull
 from decoderlens.serve.limits import ServeLimits
-from decoderlens.settings import GenerationSettings, RuntimeSettings
+from decoderlens.serve.requests import GridRequest, ReadoutRequest, ScoreRequest, generation_of
+from decoderlens.settings import RuntimeSettings
 from decoderlens.version import __version__
 
 log = logging.getLogger("decoderlens.serve")
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ReadoutRequest(_Strict):
-    """Inputs to read out at every selected layer (the JSON of ``decoderlens run --format json`` comes back)."""
-
-    inputs: list[str] = Field(min_length=1)
-    layers: str | int | list[int] = "all"
-    max_new_tokens: int | None = None
-    num_beams: int = 1
-    tgt_lang: str | None = None
-    language: str | None = None
-    task: str | None = None
-    lens: Literal["raw", "tuned"] | None = None
-
-
-class ScoreRequest(_Strict):
-    """Targets to score, teacher-forced, at every selected layer."""
-
-    inputs: list[str] = Field(min_length=1)
-    targets: list[str] = Field(min_length=1)
-    layers: str | int | list[int] = "all"
-    tgt_lang: str | None = None
-    top_k: int = 5
-    lens: Literal["raw", "tuned"] | None = None
-
-
-class GridRequest(_Strict):
-    """The 2-D lens of targets (default: the model's own greedy outputs)."""
-
-    inputs: list[str] = Field(min_length=1)
-    targets: list[str] | None = None
-    layers: str | int | list[int] = "all"
-    max_new_tokens: int | None = None
-    tgt_lang: str | None = None
-    language: str | None = None
-    task: str | None = None
-    lens: Literal["raw", "tuned"] | None = None
 
 
 def create_app(lens: DecoderLens, runtime: RuntimeSettings | None = None, limits: ServeLimits | None = None) -> FastAPI:
@@ -136,11 +98,11 @@ def create_app(lens: DecoderLens, runtime: RuntimeSettings | None = None, limits
         spec = lens.adapter.spec
         decoder_layers = None
         with contextlib.suppress(DecoderLensError):
-            decoder_layers = lens.adapter.num_decoder_layers
+            decoder_layers = DecoderHead(lens.model).num_layers
         return {"model": lens.name, "family": spec.model_type, "input": spec.modality,
                 "num_encoder_layers": lens.num_layers, "num_decoder_layers": decoder_layers,
                 "layers": list(range(lens.num_layers + 1)), "target_language": spec.target_language,
-                "speech_prompt": spec.speech_prompt, "lens": lens.lens_kind,
+                "speech_prompt": spec.speech_prompt, "lens": lens.lens.name,
                 "limits": {"max_inputs": limits.max_inputs, "max_input_chars": limits.max_input_chars,
                            "max_new_tokens": limits.max_new_tokens_limit, "max_body_bytes": limits.max_body_bytes}}
 
@@ -158,7 +120,7 @@ def create_app(lens: DecoderLens, runtime: RuntimeSettings | None = None, limits
                 raise InputError("a multipart request needs one or more 'files' (audio or images)")
             items = [await _upload(lens, upload) for upload in files]
             names = [str(getattr(f, "filename", "") or f"upload {i}") for i, f in enumerate(files)]
-            body = ReadoutRequest.model_validate({**settings, "inputs": names})
+            body: Any = ReadoutRequest.model_validate({**settings, "inputs": names})
         else:
             try:
                 raw = await request.json()
@@ -166,13 +128,11 @@ def create_app(lens: DecoderLens, runtime: RuntimeSettings | None = None, limits
                 raise InputError(f"malformed JSON: {err.msg} at position {err.pos}") from None
             body = ReadoutRequest.model_validate(raw)
             items, names = list(body.inputs), None
-        _check(body.inputs, body.max_new_tokens, limits)
-        generation = GenerationSettings(layers=body.layers, max_new_tokens=body.max_new_tokens,
-                                        num_beams=body.num_beams, tgt_lang=body.tgt_lang, language=body.language,
-                                        task=body.task).validate()
+        _check(body.inputs, body.max_new_tokens, limits)  # type: ignore[attr-defined]
+        generation = generation_of(body)
         lens.select(generation.layers)
         lens.plan(generation)  # refuses a missing or unknown language here, as a 400
-        return Job("readout", items, generation, _lens_mode(lens, body.lens), names=names)
+        return Job("readout", items, generation, _lens(lens, body.lens), names=names)  # type: ignore[attr-defined]
 
     @app.post("/api/readout", openapi_extra={"requestBody": {"content": {"application/json": {
         "schema": ReadoutRequest.model_json_schema()}}}})
@@ -212,26 +172,27 @@ def create_app(lens: DecoderLens, runtime: RuntimeSettings | None = None, limits
         return StreamingResponse(lines(), media_type="application/x-ndjson")
 
     @app.post("/api/score")
-    async def score(body: ScoreRequest) -> dict[str, Any]:
+    async def score(body: ScoreRequest) -> dict[str, Any]:  # type: ignore[valid-type]
         """Teacher-forced log-prob, rank, entropy and top-k of each target token at every selected layer."""
-        _check(body.inputs, None, limits, body.targets)
-        if len(body.targets) != len(body.inputs):
-            raise InputError(f"got {len(body.inputs)} inputs but {len(body.targets)} targets: give one per input")
-        generation = GenerationSettings(layers=body.layers, tgt_lang=body.tgt_lang).validate()
+        request: Any = body
+        _check(request.inputs, None, limits, request.targets)
+        if len(request.targets) != len(request.inputs):
+            raise InputError(f"got {len(request.inputs)} inputs but {len(request.targets)} targets: give one per "
+                             "input")
+        generation = generation_of(request)
         lens.select(generation.layers)
-        job = Job("score", list(body.inputs), generation, _lens_mode(lens, body.lens), list(body.targets),
-                  body.top_k)
+        job = Job("score", list(request.inputs), generation, _lens(lens, request.lens), list(request.targets))
         return (await batcher.submit(job)).to_dict()  # type: ignore[no-any-return]
 
     @app.post("/api/grid")
-    async def grid(body: GridRequest) -> dict[str, Any]:
+    async def grid(body: GridRequest) -> dict[str, Any]:  # type: ignore[valid-type]
         """The 2-D lens: every encoder layer x decoder layer, for each input's target."""
-        _check(body.inputs, body.max_new_tokens, limits, body.targets)
-        generation = GenerationSettings(layers=body.layers, max_new_tokens=body.max_new_tokens,
-                                        tgt_lang=body.tgt_lang, language=body.language, task=body.task).validate()
+        request: Any = body
+        _check(request.inputs, request.max_new_tokens, limits, request.targets)
+        generation = generation_of(request)
         lens.select(generation.layers)
-        lens.adapter.decoder_layout  # noqa: B018 (refuses unmapped decoders as a 400)
-        job = Job("grid", list(body.inputs), generation, _lens_mode(lens, body.lens), body.targets)
+        DecoderHead(lens.model)  # refuses unmapped decoders as a 400
+        job = Job("grid", list(request.inputs), generation, _lens(lens, request.lens), request.targets)
         return (await batcher.submit(job)).to_dict()  # type: ignore[no-any-return]
 
     return app
@@ -241,10 +202,13 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
-def _lens_mode(lens: DecoderLens, asked: str | None) -> str | None:
-    if asked == "tuned" and lens.translators is None:
+def _lens(lens: DecoderLens, asked: str | None) -> Lens:
+    """The lens a request reads through: raw, tuned (a server started with translators) or the server's default."""
+    if asked == "raw":
+        return RAW
+    if asked == "tuned" and lens.lens is RAW:
         raise InputError("this server has no translators: start it with --translators DIR to read the tuned lens")
-    return asked
+    return lens.lens
 
 
 def _check(inputs: list[str], max_new_tokens: int | None, limits: ServeLimits,

@@ -4,7 +4,6 @@ decode (each client gets exactly what it would get alone: batch independence is 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import threading
 import time
@@ -14,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from decoderlens.engine import DecoderLens
+from decoderlens.lenses import Lens
 from decoderlens.results import GridOutput, LensOutput, ScoreOutput
 from decoderlens.settings import GenerationSettings, RuntimeSettings
 
@@ -30,10 +30,9 @@ class Job:
     """readout, score or grid."""
     items: list[Any]
     generation: GenerationSettings
-    lens: str | None = None
-    """raw or tuned (with translators loaded); ``None``: the server's default."""
+    lens: Lens
+    """The lens to read through."""
     targets: list[str] | None = None
-    top_k: int = 5
     events: asyncio.Queue[dict[str, Any]] | None = None
     """Streamed token events (readouts only)."""
     future: asyncio.Future[Any] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
@@ -44,7 +43,7 @@ class Job:
     @property
     def key(self) -> str:
         """Jobs with the same key can share one stacked decode."""
-        return json.dumps([self.kind, asdict(self.generation), self.lens, self.top_k, self.targets is None],
+        return json.dumps([self.kind, asdict(self.generation), self.lens.name, self.targets is None],
                           sort_keys=True, default=str)
 
 
@@ -151,20 +150,22 @@ class Batcher:
         items = [item for job in group for item in job.items]
         owners = [(job, index) for job in group for index in range(len(job.items))]
         lens = self.lens
-        with self._lock, lens.raw_lens() if first.lens == "raw" else contextlib.nullcontext():
+        with self._lock:
             self.stats.engine_calls += 1
             self.stats.requests += len(group)
             self.stats.largest_batch = max(self.stats.largest_batch, len(items))
             if first.kind == "readout":
                 streams = any(job.events is not None for job in group)  # only streams show tokens or leave early
                 watcher = _Watcher(owners, loop, lambda ids: lens.tokenizer.decode(ids, skip_special_tokens=True))
-                output: Any = lens.read(items, first.generation, self.runtime, watcher=watcher if streams else None)
+                output: Any = lens.generate(items, generation=first.generation, runtime=self.runtime, lens=first.lens,
+                                            watcher=watcher if streams else None)
             elif first.kind == "score":
                 targets = [t for job in group for t in job.targets or []]
-                output = lens.score_items(items, targets, first.generation, self.runtime, first.top_k)
+                output = lens.score(items, targets, generation=first.generation, runtime=self.runtime, lens=first.lens)
             else:
                 targets_or_none = None if first.targets is None else [t for job in group for t in job.targets or []]
-                output = lens.grid_items(items, targets_or_none, first.generation, self.runtime)
+                output = lens.grid(items, targets_or_none, generation=first.generation, runtime=self.runtime,
+                                   lens=first.lens)
         return _split(output, group)
 
 

@@ -21,52 +21,17 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from decoderlens.batching import encode
 from decoderlens.engine import DecoderLens
 from decoderlens.errors import InputError
 from decoderlens.evaluation.data import DataSource, EvalRow, load_rows
 from decoderlens.evaluation.distributed import ProcessInfo, process_info
-from decoderlens.scoring import decoder_inputs, target_labels
-from decoderlens.settings import GenerationSettings, RuntimeSettings, check_choice, check_count
-from decoderlens.tuned.translators import Translators, model_fingerprint
-
-OBJECTIVES = ("kl", "reference", "lstsq")
-FULL_RANK_UP_TO = 1024
-"""Translators are full rank up to this width; wider encoders default to low rank."""
-LOW_RANK = 64
-
-
-@dataclass
-class TuneSettings:
-    """How translators are trained (every field is a ``decoderlens tune`` option of the same name)."""
-
-    objective: str = "kl"
-    """kl (self-distillation on the model's own output), reference (cross-entropy on references) or lstsq."""
-    steps: int = 300
-    batch_size: int = 16
-    lr: float = 0.1
-    """Peak learning rate of SGD with Nesterov momentum (decays linearly to 0)."""
-    seed: int = 0
-    rank: int | None = None
-    """Rank of each ``A_l`` (default: full rank up to d_model 1024, else 64)."""
-    init: str = "zero"
-    """zero (the raw lens) or lstsq (start kl training from the least-squares fit)."""
-    control: bool = False
-    """Train on shuffled pairs (layer state of one example, top output of another): how much a translator can
-    learn that the layer does not hold."""
-    validation: int | None = None
-    """Held-out examples (default: 10% of the data, at most 256)."""
-    checkpoint_every: int = 50
-
-    def validate(self) -> TuneSettings:
-        check_choice("objective", self.objective, OBJECTIVES)
-        check_choice("init", self.init, ("zero", "lstsq"))
-        for name in ("steps", "batch_size", "checkpoint_every"):
-            check_count(name, getattr(self, name))
-        check_count("rank", self.rank, optional=True)
-        check_count("validation", self.validation, optional=True)
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
-            raise InputError(f"lr (--lr) must be a positive number, got {self.lr!r}")
-        return self
+from decoderlens.forcing import decoder_inputs, output_labels, target_labels, teacher_forced
+from decoderlens.lenses import RAW, TunedLens
+from decoderlens.readout import top_outputs
+from decoderlens.settings import GenerationSettings, RuntimeSettings
+from decoderlens.translators import Translators, model_fingerprint
+from decoderlens.tuned.settings import FULL_RANK_UP_TO, LOW_RANK, TuneSettings
 
 
 @dataclass
@@ -90,10 +55,6 @@ class Tuner:
         if not loaded.rows:
             raise InputError(f"no usable rows in {data.path}" + (f", e.g. {loaded.problems[0]}" if loaded.problems
                                                                  else ""))
-        if settings.objective == "reference" and not loaded.rows and any("reference" in p or "target" in p
-                                                                          for p in loaded.problems):
-            raise InputError("objective 'reference' needs references in the data: give --target-field, or use "
-                             "--objective kl (the model's own output)")
         rows = list(loaded.rows)
         random.Random(settings.seed).shuffle(rows)
         held = settings.validation or max(1, min(256, len(rows) // 10))
@@ -106,6 +67,7 @@ class Tuner:
         width = lens.adapter.encoder_width
         rank = settings.rank if settings.rank is not None else (None if width <= FULL_RANK_UP_TO else LOW_RANK)
         self.translators = Translators(lens.num_layers, width, rank, seed=settings.seed).to(lens.device)
+        self.lens_in_training = TunedLens(self.translators, name="tuned:training")
         self.labels = self._targets(self.train_rows + self.val_rows)
 
     # --- targets ---------------------------------------------------------------------------------
@@ -116,16 +78,9 @@ class Tuner:
         if self.settings.objective == "reference":
             labels = target_labels(lens.tokenizer, lens.model, [r.reference for r in rows], self.generation.tgt_lang)
             return {r.id: [t for t in seq.tolist() if t != -100] for r, seq in zip(rows, labels, strict=True)}
-        plan = lens.plan(self.generation)
-        saved, lens.translators = lens.translators, None
-        try:
-            top = lens.read([r.input for r in rows], GenerationSettings(**{**asdict(self.generation),
-                                                                           "layers": [lens.num_layers],
-                                                                           "top_length_cap": None}), self.runtime)
-        finally:
-            lens.translators = saved
-        eos = sorted(plan.eos_token_ids)[:1]
-        return {r.id: plan.prompt[1:] + ex.readouts[0].token_ids + eos for r, ex in zip(rows, top, strict=True)}
+        plan = lens.plan(self.generation, self.runtime)
+        top = top_outputs(lens.parts, [r.input for r in rows], self.generation, self.runtime)
+        return {r.id: output_labels(plan, readout) for r, readout in zip(rows, top, strict=True)}
 
     def batch(self, rows: list[EvalRow], control_seed: int | None = None) -> Batch:
         labels = [self.labels[r.id] for r in rows]
@@ -142,29 +97,23 @@ class Tuner:
         """Per layer below the top, the mean per-position KL(p_top || p_l) (or cross-entropy) over the batch."""
         lens, top = self.lens, self.lens.num_layers
         with torch.no_grad():
-            encoded = lens.encode(batch.items, self.generation.truncation)
-        layers = list(range(top))
-        stack = lens.adapter.stack(encoded, layers, self.generation.final_norm, lens.device,
-                                   self.translators if translate else None)
+            encoded = encode(lens.parts, batch.items, self.generation.truncation)
+        stack = lens.adapter.stack(encoded, list(range(top)), self.generation.final_norm, lens.device,
+                                   self.lens_in_training if translate else RAW)
         mask = batch.labels != -100
         decoder_in = decoder_inputs(lens.model, batch.labels)
-        kwargs: dict[str, Any] = {} if stack.mask is None else {"attention_mask": stack.mask}
-        logits = lens.model(encoder_outputs=encoded.as_encoder_outputs(stack.states),
-                            decoder_input_ids=decoder_in.repeat(top, 1), **kwargs).logits
+        logits = teacher_forced(lens.model, encoded, stack.states, stack.mask, decoder_in.repeat(top, 1)).logits
         logprobs = torch.log_softmax(logits.float(), dim=-1).view(top, *batch.labels.shape, -1)
         if self.settings.objective == "reference":
             per_token = -logprobs.gather(-1, batch.labels.clamp(min=0)[None, ..., None].expand(top, -1, -1, 1))[..., 0]
         else:
             with torch.no_grad():
-                own = {} if encoded.attention_mask is None else {"attention_mask": encoded.attention_mask}
-                teacher = lens.model(encoder_outputs=encoded.as_encoder_outputs(encoded.final_output),
-                                     decoder_input_ids=decoder_in, **own).logits
+                states, own = encoded.final_output, encoded.attention_mask
                 if batch.sources != sorted(batch.sources):  # control: the target example's own top layer
-                    order = torch.tensor(sorted(range(len(batch.sources)), key=batch.sources.__getitem__))
-                    teacher = lens.model(encoder_outputs=encoded.as_encoder_outputs(
-                        encoded.final_output.index_select(0, order.to(lens.device))),
-                        decoder_input_ids=decoder_in, **({} if encoded.attention_mask is None else {
-                            "attention_mask": encoded.attention_mask.index_select(0, order.to(lens.device))})).logits
+                    order = torch.tensor(sorted(range(len(batch.sources)), key=batch.sources.__getitem__),
+                                         device=lens.device)
+                    states, own = states.index_select(0, order), None if own is None else own.index_select(0, order)
+                teacher = teacher_forced(lens.model, encoded, states, own, decoder_in).logits
                 target = torch.log_softmax(teacher.float(), dim=-1)
             per_token = (target.exp() * (target - logprobs)).sum(-1)
         return (per_token * mask).sum((1, 2)) / mask.sum()
@@ -177,9 +126,9 @@ class Tuner:
         lens, top = self.lens, self.lens.num_layers
         xs: list[list[torch.Tensor]] = [[] for _ in range(top)]
         ys: list[torch.Tensor] = []
-        for start in range(0, len(self.train_rows), self.settings.batch_size):
-            rows = self.train_rows[start: start + self.settings.batch_size]
-            encoded = lens.encode([r.input for r in rows], self.generation.truncation)
+        for start in range(0, len(self.train_rows), self.settings.step_batch):
+            rows = self.train_rows[start: start + self.settings.step_batch]
+            encoded = encode(lens.parts, [r.input for r in rows], self.generation.truncation)
             mask = (encoded.attention_mask if encoded.attention_mask is not None else
                     torch.ones(encoded.final_output.shape[:2], device=lens.device)).bool()
             mask = mask[:, : encoded.final_output.shape[1]]
@@ -208,8 +157,8 @@ class Tuner:
     def validation_kl(self, translate: bool) -> list[float]:
         """Per layer below the top, the held-out mean per-position objective (KL for kl/lstsq)."""
         totals = torch.zeros(self.lens.num_layers)
-        for start in range(0, len(self.val_rows), self.settings.batch_size):
-            rows = self.val_rows[start: start + self.settings.batch_size]
+        for start in range(0, len(self.val_rows), self.settings.step_batch):
+            rows = self.val_rows[start: start + self.settings.step_batch]
             totals += self.layer_losses(self.batch(rows), translate).cpu() * len(rows)
         return [float(v) for v in totals / len(self.val_rows)]
 
@@ -230,12 +179,12 @@ class Tuner:
             "model": lens.name, "model_hash": model_fingerprint(lens.model, lens.adapter.encoder),
             "objective": objective, "init": settings.init, "control": settings.control, "data": self.data.path,
             "train_examples": len(self.train_rows), "val_examples": len(self.val_rows),
-            "steps": steps_done, "batch_size": settings.batch_size, "lr": settings.lr, "seed": settings.seed,
+            "steps": steps_done, "step_batch": settings.step_batch, "lr": settings.lr, "seed": settings.seed,
             "final_norm": self.generation.final_norm, "val_kl_raw": raw, "val_kl_tuned": tuned,
             "matrix_norms": [float(self.translators.matrix(layer).detach().norm()) for layer in range(lens.num_layers)],
             "seconds": time.monotonic() - started,
         }
-        self.translators.info["fingerprint"] = _fingerprint(self.translators)
+        self.translators.info["fingerprint"] = self.translators.fingerprint()
         if self.proc.is_main:
             self.translators.save_pretrained(out_dir)
             (out_dir / "checkpoint.pt").unlink(missing_ok=True)
@@ -262,7 +211,7 @@ class Tuner:
                 for group in optimizer.param_groups:
                     group["lr"] = settings.lr * (1 - step / settings.steps)
                 rng = random.Random(settings.seed * 1_000_003 + step)
-                rows = rng.sample(self.train_rows, min(settings.batch_size, len(self.train_rows)))
+                rows = rng.sample(self.train_rows, min(settings.step_batch, len(self.train_rows)))
                 mine = rows[self.proc.rank :: self.proc.world] or rows[:1]
                 batch = self.batch(mine, control_seed=rng.getrandbits(32) if settings.control else None)
                 loss = self.layer_losses(batch, translate=True).sum()
@@ -315,13 +264,3 @@ def _frozen(model: torch.nn.Module) -> Iterator[None]:
     finally:
         for param, flag in flags:
             param.requires_grad_(flag)
-
-
-def _fingerprint(translators: Translators) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    for name, tensor in sorted(translators.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().float().numpy().tobytes())
-    return digest.hexdigest()[:12]

@@ -23,13 +23,19 @@ CONFIG = "config.json"
 CARD = "README.md"
 
 
-def model_fingerprint(model: Any, encoder: torch.nn.Module) -> str:
-    """A hash of the model's config and its encoder's weights: translators are refused for any other model."""
-    digest = hashlib.sha256(json.dumps(model.config.to_dict(), sort_keys=True, default=str).encode())
-    for name, tensor in sorted(encoder.state_dict().items()):
+def _weights_hash(module: torch.nn.Module, seed: bytes = b"") -> Any:
+    """A running SHA-256 over ``seed`` and a module's weights, by name, as float32."""
+    digest = hashlib.sha256(seed)
+    for name, tensor in sorted(module.state_dict().items()):
         digest.update(name.encode())
         digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
+    return digest
+
+
+def model_fingerprint(model: Any, encoder: torch.nn.Module) -> str:
+    """A hash of the model's config and its encoder's weights: translators are refused for any other model."""
+    return str(_weights_hash(encoder, json.dumps(model.config.to_dict(), sort_keys=True, default=str).encode())
+               .hexdigest()[:16])
 
 
 class Translators(torch.nn.Module, PyTorchModelHubMixin):  # type: ignore[misc]
@@ -58,6 +64,10 @@ class Translators(torch.nn.Module, PyTorchModelHubMixin):  # type: ignore[misc]
         """``T_l(h) = h + A_l h + b_l``."""
         matrix = self.matrix(layer).to(hidden.dtype)
         return hidden + hidden @ matrix.T + self.bias[layer].to(hidden.dtype)
+
+    def fingerprint(self) -> str:
+        """A hash of the translators' own weights (names a tuned lens in results)."""
+        return str(_weights_hash(self).hexdigest()[:12])
 
     def config_dict(self) -> dict[str, Any]:
         return {"num_encoder_layers": self.num_layers, "d_model": self.d_model, "rank": self.rank, **self.info}

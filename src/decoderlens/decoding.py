@@ -1,9 +1,11 @@
-"""Generation settings per model: decoder prompt, forced target language, and the generate call itself."""
+"""The decoding plan (decoder prompt, forced target language, length, and the strategy, decided once) and the
+loops it chooses between: the own greedy loop, rounds of ``generate``, one ``generate`` call, beam search."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import torch
@@ -13,13 +15,25 @@ from transformers.utils import ModelOutput
 from decoderlens.adapter import StackedRows
 from decoderlens.architectures import ArchitectureSpec
 from decoderlens.errors import InputError
+from decoderlens.greedy_loop import Listener, greedy_loop, plain_greedy
 from decoderlens.inputs import get_tokenizer
-from decoderlens.lean import Listener, lean_applies, lean_greedy
 from decoderlens.limits import RowLimits
+from decoderlens.settings import RuntimeSettings
 
 DEFAULT_MAX_NEW_TOKENS = 64
 MIN_FINISHED_SHARE = 0.25
 """Round-based decoding keeps doubling its rounds only while at least this share of rows ends per round."""
+
+
+class Strategy(StrEnum):
+    """How stacked rows are decoded (chosen once, by ``plan_decoding``)."""
+
+    own_loop = "own-loop"
+    """Greedy search over the model's forward (``greedy_loop``): no logits processor in the configuration."""
+    rounds = "rounds"
+    """Greedy search in rounds of ``generate`` of growing length that continue only unfinished rows."""
+    one_call = "one-call"
+    """One ``generate`` call (beam search, sampling, and rules tied to one call's length)."""
 
 
 @dataclass
@@ -34,13 +48,12 @@ class DecodingPlan:
     eos_token_ids: set[int] = field(default_factory=set)
     options: dict[str, Any] = field(default_factory=dict)
     """Further ``generate`` options (forced target-language token, user extras)."""
-    bypass_model_generate: bool = False
-    """Call the generic ``GenerationMixin.generate`` instead of a model's own override."""
-    lean: bool = True
-    """Plain greedy search (no logits processor in the generation config) runs ``lean.lean_greedy``."""
-    first_round: int | None = 16
-    """Greedy decoding runs in rounds of 16, 32, 64, ... new tokens and continues only unfinished rows,
-    so that rows that stopped no longer cost compute; ``None`` decodes in one ``generate`` call."""
+    generic_generate: bool = False
+    """Call the generic ``GenerationMixin.generate`` instead of a model's own override (whose extra rules, such as
+    Whisper's long-form decoding, do not apply to encoder states given directly)."""
+    strategy: Strategy = Strategy.one_call
+    first_round: int = 16
+    """``Strategy.rounds``: new tokens of the first round; each later round doubles while rows keep ending."""
     source_rules: bool = False
     """The generation config has rules that look at the encoder's input ids (e.g. ``encoder_no_repeat_ngram_size``),
     so ``generate`` gets them next to the encoder states."""
@@ -128,8 +141,7 @@ def plan_decoding(
     spec: ArchitectureSpec,
     processor: Any,
     *,
-    first_round: int | None = 16,
-    lean: bool = True,
+    runtime: RuntimeSettings | None = None,
     max_new_tokens: int | None = None,
     num_beams: int = 1,
     tgt_lang: str | None = None,
@@ -154,11 +166,25 @@ def plan_decoding(
             f"this multilingual {spec.model_type} model needs a target language: pass tgt_lang='fra_Latn' "
             "(--tgt-lang fra_Latn) or another language code of its tokenizer"
         )
-    round_decoding = spec.round_decoding
-    return DecodingPlan(prompt, int(max_new_tokens or configured or DEFAULT_MAX_NEW_TOKENS), num_beams,
-                        _eos_ids(model), options, bypass_model_generate=spec.speech_prompt,
-                        lean=lean and round_decoding, first_round=first_round if round_decoding else None,
-                        source_rules=_source_rules(model, options))
+    runtime = runtime or RuntimeSettings()
+    plan = DecodingPlan(prompt, int(max_new_tokens or configured or DEFAULT_MAX_NEW_TOKENS), num_beams,
+                        _eos_ids(model), options, generic_generate=spec.speech_prompt,
+                        first_round=runtime.first_round, source_rules=_source_rules(model, options))
+    plan.strategy = _strategy(model, spec, plan, runtime.decoding)
+    return plan
+
+
+def _strategy(model: PreTrainedModel, spec: ArchitectureSpec, plan: DecodingPlan, decoding: str) -> Strategy:
+    """The decoding loop for ``plan``: the own loop for plain greedy configurations, rounds of ``generate`` for
+    other greedy ones without per-call length rules, else one call (``decoding`` may rule out the faster ones;
+    families whose ``generate`` needs its own preparation always take one call)."""
+    if not spec.round_decoding or decoding == "one-call":
+        return Strategy.one_call
+    if decoding == "auto" and not plan.generic_generate and plain_greedy(model, plan.generate_options()):
+        return Strategy.own_loop
+    rounds = (plan.greedy and plan.max_new_tokens > 2 * plan.first_round
+              and model.generation_config.min_new_tokens is None and plan.options.get("min_new_tokens") is None)
+    return Strategy.rounds if rounds else Strategy.one_call
 
 
 SOURCE_RULES: dict[str, object] = {"encoder_no_repeat_ngram_size": 0, "encoder_repetition_penalty": 1.0}
@@ -183,59 +209,66 @@ def run_generate(
         kwargs["attention_mask"] = rows.mask
     if plan.source_rules and rows.input_ids is not None:
         kwargs["inputs"] = rows.input_ids  # read by the source rules only: the encoder does not run again
-    generate: Any = GenerationMixin.generate if plan.bypass_model_generate else type(model).generate  # type: ignore[attr-defined]
+    generate: Any = GenerationMixin.generate if plan.generic_generate else type(model).generate  # type: ignore[attr-defined]
     return generate(model, encoder_outputs=make_outputs(rows.states), decoder_input_ids=prefix,  # type: ignore[no-any-return]
                     **kwargs)
-
-
-def rounds_apply(model: PreTrainedModel, plan: DecodingPlan) -> bool:
-    """Round-based decoding is token-identical for greedy search without per-call length rules."""
-    return (plan.first_round is not None and plan.greedy and plan.max_new_tokens > 2 * plan.first_round
-            and model.generation_config.min_new_tokens is None and plan.options.get("min_new_tokens") is None)
 
 
 def decode_rows(
     model: PreTrainedModel, plan: DecodingPlan, stack: StackedRows, make_outputs: Callable[[torch.Tensor], ModelOutput],
     limits: RowLimits | None = None, rows: list[int] | None = None, listener: Listener | None = None,
 ) -> list[list[int]]:
-    """Decode stacked rows (row ``i`` is ``rows[i]`` of ``limits``); returns sequences with their prompt.
-    ``listener`` sees rows' new tokens as they come (each step of the lean loop, each round of ``generate``) and
-    may name rows to stop.
+    """Decode stacked rows (row ``i`` is ``rows[i]`` of ``limits``) by the plan's strategy; returns sequences with
+    their prompt. ``listener`` sees rows' new tokens as they come (each step of the own loop, each round of
+    ``generate``) and may name rows to stop.
 
     Greedy decoding stops every row at its limit, including limits that arrive while it runs; beam search
-    runs every row to ``max_new_tokens``. Greedy decoding of plain configurations runs the lean loop; other
-    greedy decoding runs in rounds of growing length that continue only unfinished rows: a continued row gets
-    its tokens so far as decoder prefix, so every logits processor sees the same history. Rules tied to one
-    call's start or end are kept where they belong: begin-suppression and the forced first token only in the
-    first round, the forced end-of-sequence token only in the last.
+    runs every row to ``max_new_tokens``.
     """
-    count = len(stack)
-    rows = list(range(count)) if rows is None else rows
+    rows = list(range(len(stack))) if rows is None else rows
     if limits is None or not plan.greedy:
         limits = RowLimits.uniform(max(rows) + 1, plan.max_new_tokens)
-    keep = len(plan.prompt)
-    if plan.lean and not plan.bypass_model_generate and lean_applies(model, plan.generate_options()):
-        return lean_greedy(model, plan.prompt, stack.states, stack.mask, make_outputs, plan.eos_token_ids, limits,
+    if plan.strategy is Strategy.own_loop:
+        return greedy_loop(model, plan.prompt, stack.states, stack.mask, make_outputs, plan.eos_token_ids, limits,
                            rows, listener)
-    total = plan.max_new_tokens
+    if plan.strategy is Strategy.rounds:
+        return _rounds(model, plan, stack, make_outputs, limits, rows, listener)
+    return _one_call(model, plan, stack, make_outputs, limits, rows, listener)
+
+
+def _one_call(model: PreTrainedModel, plan: DecodingPlan, stack: StackedRows,
+              make_outputs: Callable[[torch.Tensor], ModelOutput], limits: RowLimits, rows: list[int],
+              listener: Listener | None) -> list[list[int]]:
+    """One ``generate`` call, as long as the longest row's limit."""
+    keep, budget = len(plan.prompt), max(limits.limits[row] for row in rows)
+    overrides: dict[str, Any] = ({} if budget >= plan.max_new_tokens
+                                 else {"max_new_tokens": budget, "forced_eos_token_id": None})
+    out = run_generate(model, plan, stack, make_outputs, **overrides).tolist()
+    for sequence, row in zip(out, rows, strict=True):
+        limits.ended(row, _new_length(sequence, keep, plan.eos_token_ids))
+    out = [limits.cut(sequence, row, keep) for sequence, row in zip(out, rows, strict=True)]
+    if listener is not None:
+        listener({row: sequence[keep:] for row, sequence in zip(rows, out, strict=True)})
+    return out
+
+
+def _rounds(model: PreTrainedModel, plan: DecodingPlan, stack: StackedRows,
+            make_outputs: Callable[[torch.Tensor], ModelOutput], limits: RowLimits, rows: list[int],
+            listener: Listener | None) -> list[list[int]]:
+    """Greedy decoding in rounds of growing length that continue only unfinished rows: a continued row gets its
+    tokens so far as decoder prefix, so every logits processor sees the same history. Rules tied to one call's
+    start or end are kept where they belong: begin-suppression and the forced first token only in the first
+    round, the forced end-of-sequence token only in the last."""
+    count, keep, total = len(stack), len(plan.prompt), plan.max_new_tokens
     budget = max(limits.limits[row] for row in rows)
-    if not rounds_apply(model, plan):
-        overrides: dict[str, Any] = {} if budget >= total else {"max_new_tokens": budget, "forced_eos_token_id": None}
-        out = run_generate(model, plan, stack, make_outputs, **overrides).tolist()
-        for sequence, row in zip(out, rows, strict=True):
-            limits.ended(row, _new_length(sequence, keep, plan.eos_token_ids))
-        out = [limits.cut(sequence, row, keep) for sequence, row in zip(out, rows, strict=True)]
-        if listener is not None:
-            listener({row: sequence[keep:] for row, sequence in zip(rows, out, strict=True)})
-        return out
     device = stack.states.device
     active = list(range(count))
     prefixes = {local: list(plan.prompt) for local in active}
     finished: dict[int, list[int]] = {}
-    generated, step = 0, int(plan.first_round or total)
+    generated, step = 0, plan.first_round
     while active and generated < budget:
         step = min(step, budget - generated)
-        overrides = {"max_new_tokens": step}
+        overrides: dict[str, Any] = {"max_new_tokens": step}
         if generated + step < total:
             overrides["forced_eos_token_id"] = None
         if generated:

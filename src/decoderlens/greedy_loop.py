@@ -1,9 +1,9 @@
-"""A lean greedy decoding loop over the model's own forward, for plain configurations only.
+"""The own greedy loop: greedy decoding over the model's forward, for plain configurations only.
 
 ``generate`` spends a fixed overhead on every step (input preparation, logits processors, stopping
 criteria); for small models that overhead rivals the forward pass. This loop calls the forward with a
 key/value cache, takes the argmax and drops every row the step it ends or reaches its limit. It applies no
-logits processor, so it is used only where the generation config asks for none (``lean_applies``);
+logits processor, so it is used only where the generation config asks for none (``plain_greedy``);
 elsewhere ``generate`` decodes.
 """
 
@@ -32,7 +32,7 @@ PROCESSOR_FIELDS: dict[str, object] = {
 """Generation-config fields that add a logits processor, with the values that add none."""
 
 
-def lean_applies(model: PreTrainedModel, options: dict[str, Any]) -> bool:
+def plain_greedy(model: PreTrainedModel, options: dict[str, Any]) -> bool:
     """True when ``generate`` with ``options`` would run plain greedy search with no logits processor at all."""
     config = model.generation_config
     if options.get("num_beams", 1) != 1 or options.get("do_sample"):
@@ -45,7 +45,7 @@ def lean_applies(model: PreTrainedModel, options: dict[str, Any]) -> bool:
 
 
 @torch.no_grad()
-def lean_greedy(
+def greedy_loop(
     model: PreTrainedModel, prompt: list[int], states: torch.Tensor, mask: torch.Tensor | None,
     make_outputs: Callable[[torch.Tensor], ModelOutput], eos_token_ids: set[int], limits: RowLimits,
     rows: list[int], listener: Listener | None = None,

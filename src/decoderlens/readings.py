@@ -1,0 +1,77 @@
+"""Everything an evaluation records from one encoder pass per batch: readouts through one or more lenses, and the
+teacher-forced scores and 2-D lens of the references."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from decoderlens.batching import each_batch, encode
+from decoderlens.decoder_head import DecoderHead
+from decoderlens.forcing import target_labels
+from decoderlens.grid import GIVEN, grid_batch, grid_output
+from decoderlens.inputs import describe
+from decoderlens.lenses import RAW, Lens
+from decoderlens.model_parts import ModelParts
+from decoderlens.readout import lens_output, readout_batch, rows_per_example
+from decoderlens.results import GridOutput, LensOutput, ScoreOutput
+from decoderlens.scoring import score_batch, score_output
+from decoderlens.settings import GenerationSettings, RuntimeSettings
+
+
+@dataclass
+class Readings:
+    """What ``read_all`` returns: readouts per lens (the first lens's lead), and where asked for, scores and 2-D
+    lenses of the same inputs through the first lens."""
+
+    by_lens: dict[str, LensOutput]
+    scores: ScoreOutput | None = None
+    grids: GridOutput | None = None
+    lenses: list[str] = field(default_factory=list)
+    """Lens names in the order they were given."""
+
+    @property
+    def readouts(self) -> LensOutput:
+        """The first lens's readouts."""
+        return self.by_lens[self.lenses[0]]
+
+
+@torch.no_grad()
+def read_all(parts: ModelParts, items: list[Any], targets: list[str], generation: GenerationSettings,
+             runtime: RuntimeSettings, lenses: list[Lens] | None = None, *, score: bool = True, grid: bool = False,
+             progress: bool = False, **extra: Any) -> Readings:
+    """Readouts through each of ``lenses`` (default: the raw lens) and, from the same encoder pass per batch, the
+    teacher-forced scores of ``targets`` (``score``) and their 2-D lens (``grid``) through the first lens: what
+    ``eval --score --grid --lens both`` records."""
+    lenses = lenses or [RAW]
+    chosen = parts.select(generation.layers)
+    plan = parts.plan(generation, runtime, **extra)
+    head = DecoderHead(parts.model) if grid else None  # refuses unmapped decoders before any work
+
+    def work(indices: list[int]) -> list[tuple[Any, ...]]:
+        encoded = encode(parts, [items[i] for i in indices], generation.truncation, runtime.max_memory)
+        chunk = [targets[i] for i in indices]
+        readouts = [readout_batch(parts, encoded, chosen, plan, generation, runtime, lens) for lens in lenses]
+        scores = (score_batch(parts, encoded, chunk, chosen, generation, runtime, lenses[0]) if score
+                  else [[]] * len(indices))
+        grids: list[Any] = [None] * len(indices)
+        if head is not None:
+            labels = target_labels(parts.tokenizer, parts.model, chunk, generation.tgt_lang).to(parts.device)
+            grids = grid_batch(parts, head, encoded, labels, chosen, generation, runtime, lenses[0],
+                               [describe(items[i], i) for i in indices], chunk)
+        return list(zip(*readouts, scores, grids, strict=True))
+
+    rows = each_batch(parts, items, runtime, rows_per_example(parts, chosen, plan, generation),
+                      generation.truncation, progress, work)
+    by_lens = {lens.name: lens_output(parts, items, [row[index] for row in rows], chosen, plan, generation, lens)
+               for index, lens in enumerate(lenses)}
+    count = len(lenses)
+    return Readings(
+        by_lens,
+        score_output(parts, items, targets, [row[count] for row in rows], chosen, generation, lenses[0])
+        if score else None,
+        grid_output(parts, head, [row[count + 1] for row in rows], chosen, generation, lenses[0], GIVEN)
+        if head is not None else None,
+        [lens.name for lens in lenses])

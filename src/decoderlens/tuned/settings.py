@@ -1,0 +1,48 @@
+"""How translators are trained: the settings of ``decoderlens tune`` (every field is an option of the same name)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from decoderlens.errors import InputError
+from decoderlens.settings import check_choice, check_count, described
+
+OBJECTIVES = ("kl", "reference", "lstsq")
+FULL_RANK_UP_TO = 1024
+"""Translators are full rank up to this width; wider encoders default to low rank."""
+LOW_RANK = 64
+
+
+@dataclass
+class TuneSettings:
+    """How translators are trained (every field is a ``decoderlens tune`` option of the same name)."""
+
+    objective: str = field(default="kl", metadata=described(
+        "kl (self-distillation on the model's own output), reference (cross-entropy on references) or lstsq (closed "
+        "form).", metavar="kl|reference|lstsq"))
+    steps: int = field(default=300, metadata=described("Gradient steps."))
+    step_batch: int = field(default=16, metadata=described("Examples per gradient step."))
+    lr: float = field(default=0.1, metadata=described(
+        "Peak learning rate of SGD with Nesterov momentum (decays linearly to 0)."))
+    seed: int = field(default=0, metadata=described("Seed of sampling and initialisation."))
+    rank: int | None = field(default=None, metadata=described(
+        "Rank of each translator (default: full rank up to width 1024, else 64)."))
+    init: str = field(default="zero", metadata=described("zero (the raw lens) or lstsq.", metavar="zero|lstsq"))
+    control: bool = field(default=False, metadata=described(
+        "Train on shuffled (state, top output) pairs: a control of what translators learn on their own."))
+    validation: int | None = field(default=None, metadata=described(
+        "Held-out examples (default: 10% of the data, at most 256)."))
+    checkpoint_every: int = field(default=50, metadata=described("Steps between two checkpoints."))
+
+    def validate(self) -> TuneSettings:
+        check_choice("objective", self.objective, OBJECTIVES)
+        check_choice("init", self.init, ("zero", "lstsq"))
+        for name in ("steps", "step_batch", "checkpoint_every"):
+            check_count(name, getattr(self, name))
+        check_count("rank", self.rank, optional=True)
+        check_count("validation", self.validation, optional=True)
+        if isinstance(self.lr, bool) or not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr)
+                                              and self.lr > 0):
+            raise InputError(f"lr (--lr) must be a positive number, got {self.lr!r}")
+        return self
