@@ -58,7 +58,7 @@ def test_two_process_tuning_keeps_one_set_of_translators(tmp_path: Path) -> None
     env = _offline_env()
     launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29733",
               "-m", "decoderlens", "tune", str(model_dir), str(data), "--out", str(tmp_path / "lens"), "--steps", "4",
-              "--batch-size", "8", "--validation", "8", "--max-new-tokens", "4"]
+              "--step-batch", "8", "--validation", "8", "--max-new-tokens", "4"]
     multi = subprocess.run(launch, capture_output=True, text=True, env=env, timeout=600)
     assert multi.returncode == 0, multi.stderr[-3000:]
     config = json.loads((tmp_path / "lens" / "config.json").read_text())

@@ -7,14 +7,14 @@ from typing import Any
 
 import pytest
 import torch
-from decoderlens.generation import plan_decoding
-from decoderlens.lean import lean_applies
 
 from conftest import FAMILIES, generation_options, lens_for, sample_inputs
 from decoderlens import DecoderLens, GenerationSettings, UnsupportedModelError
-from decoderlens.adapter import _get_path
+from decoderlens.adapter import module_at
+from decoderlens.decoder_head import DecoderHead
+from decoderlens.decoding import Strategy, plan_decoding
+from decoderlens.forcing import decoder_inputs, target_labels
 from decoderlens.results import GridOutput
-from decoderlens.scoring import decoder_inputs, target_labels
 from decoderlens.testing import bert2gpt2, sample_texts, word_tokenizer
 
 GRID_FAMILIES = [f for f in FAMILIES if f != "prophetnet"]
@@ -30,10 +30,10 @@ def test_the_decoder_table_reproduces_the_models_own_logits(family: str) -> None
     """Every intermediate decoder state is a block's raw output, and the table's final norm, scaling, head and bias
     turn the last block's raw output into exactly the model's logits."""
     lens = lens_for(family)
-    adapter = lens.adapter
+    head = DecoderHead(lens.model)
     encoded = lens.encode(sample_inputs(family, count=3))
     labels = target_labels(lens.tokenizer, lens.model, TARGETS, _options(family).get("tgt_lang"))
-    blocks = _get_path(lens.model.get_decoder(), adapter.decoder_layout.layers)
+    blocks = module_at(lens.model.get_decoder(), head.layout.layers)
     raw: list[torch.Tensor] = []
     hooks = [b.register_forward_hook(lambda m, a, out: raw.append(out[0] if isinstance(out, tuple) else out))
              for b in blocks]
@@ -45,14 +45,14 @@ def test_the_decoder_table_reproduces_the_models_own_logits(family: str) -> None
     finally:
         for hook in hooks:
             hook.remove()
-    depth = adapter.num_decoder_layers
+    depth = head.num_layers
     assert len(raw) == depth == len(out.decoder_hidden_states) - 1
     batch_first = out.decoder_hidden_states[1].shape
     raw = [r if r.shape == batch_first else r.transpose(0, 1) for r in raw]  # time-major blocks (FSMT)
     for d in range(1, depth):
         assert torch.equal(out.decoder_hidden_states[d], raw[d - 1]), f"decoder state {d} is not block {d}'s output"
     with torch.no_grad():
-        mine = adapter.decoder_logits(raw[-1])
+        mine = head.logits(raw[-1])
     assert torch.allclose(mine, out.logits, atol=1e-4, rtol=1e-4)
 
 
@@ -64,7 +64,7 @@ def test_grid_column_d_equals_score_and_stacked_equals_one_layer(family: str) ->
     grid = lens.grid(items, TARGETS, tgt_lang=options.get("tgt_lang"))
     scores = lens.score(items, TARGETS, tgt_lang=options.get("tgt_lang"))
     depth = grid.num_decoder_layers
-    assert depth == lens.adapter.num_decoder_layers and len(grid[0].cells) == (lens.num_layers + 1) * depth
+    assert depth == DecoderHead(lens.model).num_layers and len(grid[0].cells) == (lens.num_layers + 1) * depth
     for example, scored in zip(grid, scores, strict=True):
         for layer in range(lens.num_layers + 1):
             want = [t.logprob for t in scored.layer(layer).tokens]
@@ -82,7 +82,7 @@ def test_grid_column_d_equals_score_and_stacked_equals_one_layer(family: str) ->
 def test_grid_of_the_models_own_output_ranks_it_first_at_the_top(family: str) -> None:
     lens = lens_for(family)
     plan = plan_decoding(lens.model, lens.adapter.spec, lens.processor, **_options(family))
-    assert lean_applies(lens.model, plan.generate_options()) and len(plan.prompt) == 1
+    assert plan.strategy is Strategy.own_loop and len(plan.prompt) == 1
     items = sample_inputs(family, count=4, seed=2)
     grid = lens.grid(items, max_new_tokens=6)
     readouts = lens.generate(items, layers=-1, max_new_tokens=6, top_length_cap=None)
@@ -100,7 +100,6 @@ def test_grid_refuses_unmapped_decoders_and_roundtrips(tmp_path: Path) -> None:
     assert GridOutput.load(tmp_path / "grid.json") == grid
     assert len(grid.to_pandas()) == 2 * grid.num_decoder_layers
     assert len(grid[0].matrix()) == 2 and len(grid[0].matrix()[0]) == grid.num_decoder_layers
-    assert GenerationSettings  # the settings the grid takes are the generation settings
 
 
 def test_grid_command_json_and_page(tmp_path: Path) -> None:

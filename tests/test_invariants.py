@@ -234,7 +234,8 @@ def test_cap_limits_that_arrive_while_decoding_equal_a_decode_of_each_layer_cut_
     assert len({len(t) for t in tops}) > 1, "top rows must end at different steps for this test to mean anything"
     cut_somewhere = False
     for layer in range(top):
-        alone = readout_ids(lens, items, family, layers=[layer], max_new_tokens=20, top_length_cap=None, decoding=decoding)
+        alone = readout_ids(lens, items, family, layers=[layer], max_new_tokens=20, top_length_cap=None,
+                            decoding=decoding)
         for example, (row, top_ids) in enumerate(zip(alone, tops, strict=True)):
             limit = min(20, len(top_ids) + 1)
             assert capped[example][layer] == row[layer][:limit], f"layer {layer}, example {example}"

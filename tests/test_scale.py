@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from conftest import lens_for, sample_inputs
-from decoderlens import DecoderLens, engine, generation
+from decoderlens import DecoderLens, batching, decoding, readout
 from decoderlens.budget import RowCost, parse_size
 from decoderlens.errors import InputError
 from decoderlens.testing import tiny_model, tiny_processor
@@ -27,13 +27,13 @@ def test_parse_size_reads_units_and_refuses_nonsense() -> None:
 def _decoding_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     """(rows, source length) of every decoding call from now on."""
     seen: list[tuple[int, int]] = []
-    original = engine.decode_rows
+    original = readout.decode_rows
 
     def counting(model: Any, plan: Any, stack: Any, *args: Any, **kwargs: Any) -> Any:
         seen.append((len(stack), stack.states.shape[1]))
         return original(model, plan, stack, *args, **kwargs)
 
-    monkeypatch.setattr(engine, "decode_rows", counting)
+    monkeypatch.setattr(readout, "decode_rows", counting)
     return seen
 
 
@@ -44,7 +44,7 @@ def test_memory_budget_splits_rows_without_changing_readouts(family: str, monkey
     free = lens.generate(items, max_new_tokens=8, batch_size=5)
     encoded = lens.encode(items[:1])
     _, length, width = encoded.final_output.shape
-    plan_prompt = len(generation.plan_decoding(lens.model, lens.adapter.spec, lens.processor).prompt)
+    plan_prompt = len(decoding.plan_decoding(lens.model, lens.adapter.spec, lens.processor).prompt)
     one_row = RowCost(lens.model).decoding(length, width, 8, plan_prompt)
     calls = _decoding_calls(monkeypatch)
     tight = lens.generate(items, max_new_tokens=8, batch_size=5, max_memory=3 * one_row + 1)
@@ -89,13 +89,13 @@ def test_without_a_budget_calls_fit_the_free_memory(monkeypatch: pytest.MonkeyPa
     _, length, width = encoded.final_output.shape
     one_row = RowCost(lens.model).decoding(length, width, 8, 1)
     budget = 3 * one_row + 1
-    monkeypatch.setattr(engine, "available_bytes", lambda device: budget)
+    monkeypatch.setattr(batching, "available_bytes", lambda device: budget)
     calls = _decoding_calls(monkeypatch)
     assert lens.generate(items, max_new_tokens=8).to_json() == free.to_json()
     cost = RowCost(lens.model)
     assert calls and all(rows * cost.decoding(source, width, 8, 1) <= budget for rows, source in calls), calls
     assert len(calls) > 2
-    monkeypatch.setattr(engine, "available_bytes", lambda device: 1)  # never refused: one row at a time
+    monkeypatch.setattr(batching, "available_bytes", lambda device: 1)  # never refused: one row at a time
     assert lens.generate(items, max_new_tokens=8).to_json() == free.to_json()
 
 
@@ -119,12 +119,14 @@ def test_the_encoder_runs_in_pieces_under_a_budget_with_the_same_states(family: 
     lens = lens_for(family)
     items = sample_inputs(family, count=5, seed=2)
     whole = lens.encode(items)
-    per_input = engine._input_bytes(lens.encode(items[:1]))
+    per_input = batching.input_bytes(lens.encode(items[:1]))
     seen = _encoder_calls(lens, monkeypatch)
     pieces = lens.encode(items, max_memory=2 * per_input)
     assert len(seen) > 2 and max(seen) <= 2, f"the encoder ran on {seen} inputs at a time"
     for a, b in zip(whole.hidden_states, pieces.hidden_states, strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+        # float32 states of different batch shapes differ by rounding that grows with their magnitude and depth
+        # (other matrix-multiply blockings), whatever the thread count: bound it relative to the states' scale
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * float(a.abs().max()))
 
 
 @pytest.mark.parametrize("family", ["t5", "whisper"])
@@ -138,15 +140,15 @@ def test_auto_batches_are_cut_to_fit_the_budget_with_the_same_readouts(family: s
     lens = lens_for(family)
     items = sample_inputs(family, count=6, seed=3)
     alone = lens.generate(items, max_new_tokens=5, batch_size=1)
-    per_input = engine._input_bytes(lens.encode([max(items, key=input_length)]))
+    per_input = batching.input_bytes(lens.encode([max(items, key=input_length)]))
     batches: list[int] = []
-    original = lens._readout_batch
+    original = readout.readout_batch
 
-    def counting(encoded: Any, *args: Any, **kwargs: Any) -> Any:
+    def counting(parts: Any, encoded: Any, *args: Any, **kwargs: Any) -> Any:
         batches.append(encoded.batch_size)
-        return original(encoded, *args, **kwargs)
+        return original(parts, encoded, *args, **kwargs)
 
-    monkeypatch.setattr(lens, "_readout_batch", counting)
+    monkeypatch.setattr(readout, "readout_batch", counting)
     cut = lens.generate(items, max_new_tokens=5, max_memory=int(2 * per_input / ENCODER_SHARE) + 1)
     assert batches == [2, 2, 2], f"batches of {batches} inputs"
     assert [[r.token_ids for r in ex.readouts] for ex in cut] == [[r.token_ids for r in ex.readouts] for ex in alone]
@@ -165,7 +167,8 @@ def test_read_all_encodes_once_and_equals_separate_calls(family: str, monkeypatc
     readouts = lens.generate(items, max_new_tokens=6, batch_size=4)
     scores = lens.score(items, targets, batch_size=4)
     seen = _encoder_calls(lens, monkeypatch)
-    both = lens.read_all(items, targets, GenerationSettings(max_new_tokens=6), RuntimeSettings(batch_size=4))
+    both = lens.read_all(items, targets, generation=GenerationSettings(max_new_tokens=6),
+                         runtime=RuntimeSettings(batch_size=4))
     assert sum(seen) == len(items), f"read_all encoded {seen} inputs for {len(items)}"
     assert both.readouts.to_json() == readouts.to_json()
     assert both.scores is not None

@@ -18,7 +18,7 @@ import pytest
 import uvicorn
 from typer.testing import CliRunner
 
-from decoderlens import DecoderLens, GenerationSettings, RuntimeSettings
+from decoderlens import DecoderLens, RuntimeSettings
 from decoderlens.cli.app import app as cli
 from decoderlens.logic import shipped_model_path
 from decoderlens.serve.app import create_app
@@ -191,7 +191,7 @@ def test_audio_uploads(tmp_path: Path) -> None:
         settings = httpx.post(f"{url}/api/readout", files={"files": ("clip.wav", path.read_bytes())},
                               data={"settings": "{oops"}, timeout=60)
     assert ok.status_code == 200, ok.text
-    expected = lens.read([str(path)], GenerationSettings(max_new_tokens=4, language="en"), RuntimeSettings())
+    expected = lens.generate([str(path)], max_new_tokens=4, language="en")
     assert ok.json()["examples"][0]["readouts"] == expected.to_dict()["examples"][0]["readouts"]
     assert ok.json()["examples"][0]["input"] == "clip.wav"
     assert broken.status_code == 400 and "cannot read the audio upload 'bad.wav'" in broken.json()["error"]
@@ -210,8 +210,8 @@ def test_a_reader_that_leaves_stops_its_rows(logic_lens: DecoderLens) -> None:
             return item == 0 and self.seen.get(0, 0) >= 2
 
     watcher = Leaves()
-    out = logic_lens.read(FORMULAS[:2], GenerationSettings(), RuntimeSettings(), watcher=watcher)
-    alone = logic_lens.read(FORMULAS[1:2], GenerationSettings(), RuntimeSettings())
+    out = logic_lens.generate(FORMULAS[:2], watcher=watcher)
+    alone = logic_lens.generate(FORMULAS[1:2])
     assert all(len(r.token_ids) <= 3 for r in out[0].readouts), "the left reader's rows ran on"
     assert out[1].readouts == alone[0].readouts
 

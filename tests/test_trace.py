@@ -49,7 +49,7 @@ def test_a_restored_state_equals_a_hand_written_run_of_the_blocks(family: str) -
     adapter = lens.adapter
     clean = lens.encode([item])
     corrupted = lens.encode([other])
-    from decoderlens.scoring import decoder_inputs, target_labels
+    from decoderlens.forcing import decoder_inputs, target_labels
 
     labels = target_labels(lens.tokenizer, lens.model, [ANSWER], _lang(family).get("tgt_lang"))
     for layer in (0, 1, adapter.num_layers - 1):

@@ -7,14 +7,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from decoderlens.tuned.translators import Translators, model_fingerprint
 
 from conftest import FAMILIES, generation_options, lens_for, sample_inputs
 from decoderlens import DecoderLens, GenerationSettings, InputError, RuntimeSettings
 from decoderlens.evaluation.data import DataSource
 from decoderlens.logic import shipped_model_path
 from decoderlens.logic.data import generate_examples, write_jsonl
-from decoderlens.tuned.training import Tuner, TuneSettings, affine_least_squares
+from decoderlens.translators import Translators, model_fingerprint
+from decoderlens.tuned.settings import TuneSettings
+from decoderlens.tuned.training import Tuner, affine_least_squares
 
 
 def zero_translators(lens: DecoderLens, rank: int | None = None) -> Translators:
@@ -28,11 +29,9 @@ def test_untrained_translators_are_the_raw_lens(family: str) -> None:
     items = sample_inputs(family, count=3)
     options = generation_options(family)
     raw = lens.generate(items, max_new_tokens=6, **options)
-    try:
-        lens.use_translators(zero_translators(lens, rank=4 if family == "t5" else None))
-        tuned = lens.generate(items, max_new_tokens=6, **options)
-    finally:
-        lens.use_translators(None)
+    untrained = lens.tuned_lens(zero_translators(lens, rank=4 if family == "t5" else None))
+    tuned = lens.generate(items, max_new_tokens=6, lens=untrained, **options)
+    assert lens.lens.name == "raw", "reading through a tuned lens changed the object's own lens"
     assert [ex.readouts for ex in tuned] == [ex.readouts for ex in raw]
     assert tuned.settings["lens"].startswith("tuned:") and raw.settings["lens"] == "raw"
 
@@ -60,7 +59,7 @@ def logic_lens() -> DecoderLens:
 
 def _tuner(lens: DecoderLens, data: Path, **kw: object) -> Tuner:
     source = DataSource(str(data), input_field="formula")
-    return Tuner(lens, source, TuneSettings(**{"steps": 30, "batch_size": 16, "validation": 60, **kw}),  # type: ignore[arg-type]
+    return Tuner(lens, source, TuneSettings(**{"steps": 30, "step_batch": 16, "validation": 60, **kw}),  # type: ignore[arg-type]
                  GenerationSettings(), RuntimeSettings())
 
 
@@ -92,8 +91,12 @@ def test_kl_training_lowers_every_layers_validation_kl_and_saves(logic_lens: Dec
 def test_lstsq_and_the_control(logic_lens: DecoderLens, logic_data: Path, tmp_path: Path) -> None:
     fitted = _tuner(logic_lens, logic_data, objective="lstsq").run(tmp_path / "ls", progress=False)
     assert fitted.info["steps"] == 0 and fitted.info["val_kl_tuned"][0] < fitted.info["val_kl_raw"][0]
-    control = _tuner(logic_lens, logic_data, control=True).run(tmp_path / "control", progress=False)
+    control = _tuner(logic_lens, logic_data, objective="lstsq", control=True).run(tmp_path / "control",
+                                                                                   progress=False)
     assert control.info["control"] is True
+    mean = sum(fitted.info["val_kl_tuned"]) / len(fitted.info["val_kl_tuned"])
+    shuffled = sum(control.info["val_kl_tuned"]) / len(control.info["val_kl_tuned"])
+    assert shuffled > mean, "a fit to shuffled pairs did as well as the real one: the control controls nothing"
 
 
 def test_resume_from_a_checkpoint(logic_lens: DecoderLens, logic_data: Path, tmp_path: Path,
@@ -121,21 +124,20 @@ def test_translators_for_another_model_are_refused(tmp_path: Path) -> None:
     lens = lens_for("bart")
     foreign = zero_translators(lens_for("mbart"))
     with pytest.raises(InputError, match="trained for another model"):
-        lens.use_translators(foreign)
+        lens.tuned_lens(foreign)
     with pytest.warns(UserWarning, match="used anyway"):
-        lens.use_translators(foreign, force=True)
-    lens.use_translators(None)
+        lens.tuned_lens(foreign, force=True)
     wrong_shape = Translators(lens.num_layers + 1, lens.adapter.encoder_width, info={"model_hash": "x"})
     with pytest.raises(InputError, match="encoder of 4 layers"):
-        lens.use_translators(wrong_shape, force=True)
+        lens.tuned_lens(wrong_shape, force=True)
     with pytest.raises(InputError, match="holds no translators"):
-        lens.use_translators(tmp_path)
+        lens.tuned_lens(tmp_path)
 
 
 def test_objective_reference_needs_references(logic_lens: DecoderLens, tmp_path: Path) -> None:
     data = tmp_path / "inputs.jsonl"
     data.write_text("".join(json.dumps({"formula": f}) + "\n" for f in ["& a b", "| c d", "! e"] * 5))
-    with pytest.raises(InputError, match="target"):
+    with pytest.raises(InputError, match=r"cannot tell which field holds the target .* pass --target-field"):
         Tuner(logic_lens, DataSource(str(data), input_field="formula"), TuneSettings(objective="reference"),
               GenerationSettings(), RuntimeSettings())
     Tuner(logic_lens, DataSource(str(data), input_field="formula"), TuneSettings(validation=3), GenerationSettings(),

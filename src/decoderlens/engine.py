@@ -11,8 +11,8 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel
 
-from decoderlens import grid as grid_lens
 from decoderlens import batching, readings, readout, scoring
+from decoderlens import grid as grid_lens
 from decoderlens import trace as tracing
 from decoderlens.adapter import EncodedBatch
 from decoderlens.decoding import DecodingPlan

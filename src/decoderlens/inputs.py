@@ -12,9 +12,8 @@ import torch
 
 from decoderlens.architectures import ArchitectureSpec
 from decoderlens.errors import InputError
+from decoderlens.formats import AUDIO_SUFFIXES, IMAGE_SUFFIXES
 
-AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".aiff", ".aif"}
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 UNBOUNDED_LENGTH = 1_000_000
 
 

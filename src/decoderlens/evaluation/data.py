@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from decoderlens.errors import InputError
-from decoderlens.inputs import AUDIO_SUFFIXES
+from decoderlens.formats import AUDIO_SUFFIXES
 from decoderlens.settings import described
 
 INPUT_FIELDS = ("input", "source", "question", "formula", "text", "audio", "file_name", "path", "image")

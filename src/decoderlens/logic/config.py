@@ -67,7 +67,7 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         """Raise ``InputError`` naming the setting and its option for any value that cannot work."""
-        from decoderlens.logic.data import TARGET_KINDS
+        from decoderlens.logic.data import TARGET_KINDS  # lazy: numpy stays out of the command line's --help
 
         for name in ("max_steps", "batch_size", "micro_batches", "eval_every", "eval_examples", "checkpoint_every",
                      "snapshots"):

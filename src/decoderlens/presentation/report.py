@@ -17,6 +17,7 @@ from typing import Any
 from decoderlens.errors import InputError
 from decoderlens.evaluation.compare import Comparison
 from decoderlens.evaluation.folder import AnalysisTable, EvalFolder, GridRecord, MetricInfo, ReadoutRecord, Summary
+from decoderlens.evaluation.metrics import get_metric, get_normalizer
 from decoderlens.fileio import atomic_write_text
 from decoderlens.results import GridOutput, LensOutput, TraceOutput
 from decoderlens.version import __version__
@@ -79,8 +80,6 @@ ExampleLayerScores = dict[tuple[str, int], dict[str, float]]
 
 def per_example_scores(records: list[ReadoutRecord], summary: Summary | None) -> ExampleLayerScores:
     """Per (example, layer) values of the summary's rate metrics (used to filter examples)."""
-    from decoderlens.evaluation.metrics import get_metric, get_normalizer
-
     values: ExampleLayerScores = defaultdict(dict)
     if summary is None:
         return values
