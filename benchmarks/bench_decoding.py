@@ -15,8 +15,8 @@ Decoding methods (``--score`` off):
 - naive: for each layer, the model with its encoder cut to that layer, and ordinary ``generate``;
 - loop: encoder once, one ``generate`` per layer;
 - defaults: ``lens.generate(inputs, "all", max_new_tokens=N)`` and nothing else set: what a user gets;
-- cap-off, batch-8, lean-off, one-call: the defaults with one setting changed (``top_length_cap=None``,
-  ``batch_size=8``, ``lean=False``, ``first_round=None, lean=False``);
+- cap-off, batch-8, generate, one-call: the defaults with one setting changed (``top_length_cap=None``,
+  ``batch_size=8``, ``decoding="generate"``, ``decoding="one-call"``);
 - floor: one ordinary ``generate`` over as many rows as the stack (the decoding that cannot be avoided).
 
 Scoring methods (``--score``: read out and score the reference, as ``eval --score`` does):
@@ -42,11 +42,11 @@ SHAPES = {
     "t5-small": {"d_model": 512, "d_ff": 2048, "num_layers": 6, "num_heads": 8, "d_kv": 64},
     "t5-base": {"d_model": 768, "d_ff": 3072, "num_layers": 12, "num_heads": 12, "d_kv": 64},
 }
-DECODING = ("naive", "loop", "defaults", "cap-off", "batch-8", "lean-off", "one-call", "floor")
+DECODING = ("naive", "loop", "defaults", "cap-off", "batch-8", "generate", "one-call", "floor")
 SCORING = ("separate", "defaults")
 VARIANTS: dict[str, dict[str, Any]] = {
-    "defaults": {}, "cap-off": {"top_length_cap": None}, "batch-8": {"batch_size": 8}, "lean-off": {"lean": False},
-    "one-call": {"first_round": None, "lean": False},
+    "defaults": {}, "cap-off": {"top_length_cap": None}, "batch-8": {"batch_size": 8},
+    "generate": {"decoding": "generate"}, "one-call": {"decoding": "one-call"},
 }
 
 
@@ -78,6 +78,7 @@ def run_method(method: str, shape: str, inputs: int, max_new_tokens: int, num_be
     from transformers.modeling_outputs import BaseModelOutput
 
     from decoderlens import DecoderLens
+    from decoderlens.testing import truncated_encoder
 
     model, tokenizer, texts, references = build(shape)
     texts, references = texts[:inputs], references[:inputs]
@@ -95,16 +96,16 @@ def run_method(method: str, shape: str, inputs: int, max_new_tokens: int, num_be
 
             generation = GenerationSettings(max_new_tokens=max_new_tokens, num_beams=num_beams)
             if method == "separate":
-                out = lens.read(texts, generation, RuntimeSettings())
+                out = lens.generate(texts, generation=generation, runtime=RuntimeSettings())
                 scored = lens.score(texts, references)
             else:
-                readings = lens.read_all(texts, references, generation, RuntimeSettings())
+                readings = lens.read_all(texts, references, generation=generation, runtime=RuntimeSettings())
                 out, scored = readings.readouts, readings.scores
             tokens = [ex.layer(layer).token_ids for layer in layers for ex in out]
             logprobs = [round(ls.logprob, 3) for ex in scored for ls in ex.layers]
         elif method == "naive":
             for layer in layers:
-                with lens.adapter.truncated_encoder(layer):
+                with truncated_encoder(model, layer):
                     tokens += model.generate(**batch, **kwargs).tolist()
         elif method == "loop":
             encoded = lens.adapter.encode(batch)
