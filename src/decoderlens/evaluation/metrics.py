@@ -13,7 +13,7 @@ import string
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
@@ -47,7 +47,7 @@ class Metric:
         return self.score(self.stats(predictions, references, inputs or [""] * len(predictions)).sum(axis=0))
 
 
-_REGISTRY: dict[str, Callable[[], Metric]] = {}
+T = TypeVar("T")
 PLUGINS = ("decoderlens.logic.metrics",)
 """Modules above this layer that register metrics and presets of their own; imported by name the first time a
 lookup misses, so that the evaluation layer never imports them (as a package's entry points would)."""
@@ -62,11 +62,36 @@ def _load_plugins() -> None:
             importlib.import_module(module)
 
 
+class Registry(Generic[T]):
+    """Named entries that plug-ins add to; a lookup that misses loads the plug-ins once, then names the choices."""
+
+    def __init__(self, kind: str, entries: dict[str, T] | None = None, option: str = "") -> None:
+        self.kind, self.entries, self.option = kind, dict(entries or {}), option
+
+    def add(self, name: str, entry: T) -> None:
+        self.entries[name] = entry
+
+    def names(self) -> list[str]:
+        _load_plugins()
+        return sorted(self.entries)
+
+    def get(self, name: str) -> T:
+        if name not in self.entries:
+            _load_plugins()
+        if name not in self.entries:
+            where = f" ({self.option})" if self.option else ""
+            raise InputError(f"unknown {self.kind} {name!r}{where}: choose from {', '.join(self.names())}")
+        return self.entries[name]
+
+
+_REGISTRY: Registry[Callable[[], Metric]] = Registry("metric")
+
+
 def register_metric(name: str) -> Callable[[Callable[[], Metric]], Callable[[], Metric]]:
     """Decorator: register a metric factory under ``name`` (``get_metric`` builds it on demand)."""
 
     def wrap(factory: Callable[[], Metric]) -> Callable[[], Metric]:
-        _REGISTRY[name] = factory
+        _REGISTRY.add(name, factory)
         return factory
 
     return wrap
@@ -74,17 +99,12 @@ def register_metric(name: str) -> Callable[[Callable[[], Metric]], Callable[[], 
 
 def list_metrics() -> list[str]:
     """Names of all registered metrics."""
-    _load_plugins()
-    return sorted(_REGISTRY)
+    return _REGISTRY.names()
 
 
 def get_metric(name: str) -> Metric:
     """Build the registered metric ``name``; unknown names list the choices."""
-    if name not in _REGISTRY:
-        _load_plugins()
-    if name not in _REGISTRY:
-        raise InputError(f"unknown metric {name!r}: choose from {', '.join(list_metrics())}")
-    return _REGISTRY[name]()
+    return _REGISTRY.get(name)()
 
 
 def mean_metric(name: str, per_example: Callable[..., float], description: str = "", signature: str = "",
@@ -234,31 +254,26 @@ class Preset:
     normalize: str = "none"
 
 
-PRESETS: dict[str, Preset] = {
+PRESETS: Registry[Preset] = Registry("preset", option="--preset", entries={
     "qa": Preset(("exact_match", "token_f1")),
     "mt": Preset(("bleu", "chrf")),
     "asr": Preset(("wer", "cer"), "whisper"),
     "generic": Preset(("accuracy", "chrf")),
-}
+})
 """Evaluation presets (``--preset``): question answering, translation, speech recognition, generic (plug-ins add
 theirs with ``register_preset``, the logic task among them)."""
 
 
 def register_preset(name: str, preset: Preset) -> None:
     """Make ``preset`` available as ``--preset name``."""
-    PRESETS[name] = preset
+    PRESETS.add(name, preset)
 
 
 def list_presets() -> list[str]:
     """Names of all presets."""
-    _load_plugins()
-    return sorted(PRESETS)
+    return PRESETS.names()
 
 
 def get_preset(name: str) -> Preset:
     """The preset ``name``; unknown names list the choices."""
-    if name not in PRESETS:
-        _load_plugins()
-    if name not in PRESETS:
-        raise InputError(f"unknown preset {name!r} (--preset): choose from {', '.join(list_presets())}")
-    return PRESETS[name]
+    return PRESETS.get(name)
