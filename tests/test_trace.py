@@ -29,8 +29,9 @@ def test_restoring_everything_gives_the_clean_run_and_nothing_the_corrupted_one(
     item = sample_inputs(family, count=1, seed=4)[0]
     out = lens.trace(item, ANSWER, samples=3, restore_all=True, **_lang(family))
     assert len(out.restored) == lens.num_layers + 1
-    for value in out.restored:
-        assert value == pytest.approx(out.clean_prob, rel=1e-4, abs=1e-9), "restoring every position is the clean run"
+    for row in out.restored:
+        assert len(row) == 1, "restore_all gives one value per layer"
+        assert row[0] == pytest.approx(out.clean_prob, rel=1e-4, abs=1e-9), "restoring every position is the clean run"
     assert not math.isclose(out.corrupt_prob, out.clean_prob, rel_tol=1e-3), "the corruption changed nothing"
     if TINY_FAMILIES[family].modality == "text":  # the corrupted run against an independent forward pass
         other = " ".join(["w9"] * len(item.split()))
@@ -100,8 +101,11 @@ def test_trace_roundtrip_and_default_answer(tmp_path: Path) -> None:
     assert out.answer == top.text
     out.save(tmp_path / "t.json")
     assert TraceOutput.load(tmp_path / "t.json") == out
-    with pytest.raises(InputError, match="not a trace"):
+    with pytest.raises(InputError, match=r"TraceOutput.load.*give a file written by .save\(\)"):
         TraceOutput.load(tmp_path / "missing.json")
+    (tmp_path / "other.json").write_text('{"examples": []}')
+    with pytest.raises(InputError, match="does not hold a TraceOutput"):
+        TraceOutput.load(tmp_path / "other.json")
 
 
 def test_trace_command(tmp_path: Path) -> None:
@@ -124,6 +128,7 @@ def test_trace_command(tmp_path: Path) -> None:
     every = runner.invoke(app, ["trace", str(shipped_model_path()), "& a b", "--restore-all", "--corrupt-with", "| c d",
                                 "--format", "json"])
     assert every.exit_code == 0, every.stderr
-    assert all(isinstance(v, float) for v in json.loads(every.stdout)["restored"])
+    restored = json.loads(every.stdout)["restored"]
+    assert len(restored) == 7 and all(len(row) == 1 and isinstance(row[0], float) for row in restored)
     bad = runner.invoke(app, ["trace", str(shipped_model_path()), "& a b", "--corrupt", "x"])
     assert bad.exit_code == 2 and "START:END" in bad.stderr

@@ -1,7 +1,10 @@
-"""Writing files safely: whole files atomically, JSON lines appended durably and read back despite torn ends."""
+"""The file formats and writing them safely: one JSON and one CSV writer, whole files written atomically, JSON
+lines appended durably and read back despite torn ends."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import tempfile
@@ -47,3 +50,31 @@ def read_complete_lines(path: Path) -> tuple[list[str], bool]:
     complete = raw[: raw.rfind(b"\n") + 1]
     lines = complete.decode("utf-8").split("\n")  # not splitlines(): JSON text may hold U+2028 and other breaks
     return [line for line in lines if line.strip()], len(complete) != len(raw)
+
+
+def json_text(data: Any, indent: int = 2) -> str:
+    """Indented JSON whose lists of plain values (token ids, tokens, numbers) stay on one line: what ``save()`` and
+    every ``--format json`` write."""
+
+    def dump(value: Any, depth: int) -> str:
+        pad, inner = " " * (indent * depth), " " * (indent * (depth + 1))
+        if isinstance(value, dict) and value:
+            items = [f"{inner}{json.dumps(str(k), ensure_ascii=False)}: {dump(v, depth + 1)}" for k, v in value.items()]
+            return "{\n" + ",\n".join(items) + "\n" + pad + "}"
+        if isinstance(value, (list, tuple)) and value and any(isinstance(v, (dict, list, tuple)) for v in value):
+            return "[\n" + ",\n".join(inner + dump(v, depth + 1) for v in value) + "\n" + pad + "]"
+        return json.dumps(value, ensure_ascii=False)
+
+    return dump(data, 0)
+
+
+def csv_text(records: list[dict[str, Any]]) -> str:
+    """Records as CSV text with a header from the first record's keys (lists are joined with spaces)."""
+    if not records:
+        return ""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(records[0]), lineterminator="\n")
+    writer.writeheader()
+    for record in records:
+        writer.writerow({k: " ".join(map(str, v)) if isinstance(v, list) else v for k, v in record.items()})
+    return buffer.getvalue()

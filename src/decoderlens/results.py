@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Generic, Protocol, Self, TypeVar
 
 from decoderlens.errors import InputError
-from decoderlens.fileio import atomic_write_text
+from decoderlens.fileio import atomic_write_text, json_text
 
 E = TypeVar("E")
 
@@ -69,35 +69,14 @@ class ExampleReadouts:
         return cls(data["input"], [LayerReadout(**r) for r in data["readouts"]])
 
 
-@dataclass
-class _ResultSet(Generic[E]):
-    """Shared behaviour of the top-level results: a sequence of examples that saves and loads as JSON (each
-    result names its example type in the metadata of its ``examples`` field)."""
-
-    model: str
-    """The model's name or path."""
-    num_encoder_layers: int
-    examples: list[E]
-    settings: dict[str, Any] = field(default_factory=dict)
-    """Generation settings and options used (layers, max_new_tokens, num_beams, final_norm, ...)."""
-
-    def __iter__(self) -> Iterator[E]:
-        return iter(self.examples)
-
-    def __len__(self) -> int:
-        return len(self.examples)
-
-    def __getitem__(self, index: int) -> E:
-        return self.examples[index]
+class Result:
+    """What every result does: converts to a dict, JSON (``save`` writes what ``--format json`` prints), records
+    for pandas and CSV, loads itself back, and displays itself in notebooks and terminals."""
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
         """Rebuild from ``to_dict`` output."""
-        kinds = {item.name: item for item in fields(cls)}
-        example_type = kinds.pop("examples").metadata["example_type"]
-        values = {name: data[name] for name in kinds if name != "settings"}
-        return cls(**values, examples=[example_type.from_dict(ex) for ex in data["examples"]],
-                   settings=data.get("settings", {}))
+        return cls(**data)
 
     @classmethod
     def load(cls, path: str | Path) -> Self:
@@ -124,6 +103,7 @@ class _ResultSet(Generic[E]):
         return repr(self) if render is None else render(self)
 
     def to_records(self) -> list[dict[str, Any]]:
+        """Long-format rows (one per example, layer and token or position, as the result has them)."""
         raise NotImplementedError
 
     def to_pandas(self) -> Any:
@@ -136,13 +116,43 @@ class _ResultSet(Generic[E]):
         """A plain dict that ``json.dumps`` accepts."""
         return asdict(self)  # type: ignore[call-overload, no-any-return]
 
-    def to_json(self, indent: int | None = 2) -> str:
-        """The result as a JSON string."""
-        return json.dumps(self.to_dict(), ensure_ascii=False, indent=indent)
+    def to_json(self) -> str:
+        """The result as JSON text (what ``save`` writes and ``--format json`` prints)."""
+        return json_text(self.to_dict())
 
     def save(self, path: str | Path) -> None:
         """Write the result as JSON (atomically)."""
-        atomic_write_text(path, self.to_json())
+        atomic_write_text(path, self.to_json() + "\n")
+
+
+@dataclass
+class _ResultSet(Result, Generic[E]):
+    """A sequence of examples (each result names its example type in the metadata of its ``examples`` field)."""
+
+    model: str
+    """The model's name or path."""
+    num_encoder_layers: int
+    examples: list[E]
+    settings: dict[str, Any] = field(default_factory=dict)
+    """Generation settings and options used (layers, max_new_tokens, num_beams, final_norm, ...)."""
+
+    def __iter__(self) -> Iterator[E]:
+        return iter(self.examples)
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, index: int) -> E:
+        return self.examples[index]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        """Rebuild from ``to_dict`` output."""
+        kinds = {item.name: item for item in fields(cls)}
+        example_type = kinds.pop("examples").metadata["example_type"]
+        values = {name: data[name] for name in kinds if name != "settings"}
+        return cls(**values, examples=[example_type.from_dict(ex) for ex in data["examples"]],
+                   settings=data.get("settings", {}))
 
 
 @dataclass
@@ -289,7 +299,7 @@ class GridOutput(_ResultSet[ExampleGrid]):
 
 
 @dataclass
-class TraceOutput:
+class TraceOutput(Result):
     """Causal tracing in the encoder: how much of the clean answer's probability comes back when the clean
     hidden state of one layer (or window of layers) at one position is restored in a corrupted run."""
 
@@ -302,9 +312,9 @@ class TraceOutput:
     """Probability of the answer given the clean input."""
     corrupt_prob: float
     """Probability of the answer given the corrupted input, nothing restored (mean over noise samples)."""
-    restored: list[list[float]] | list[float]
+    restored: list[list[float]]
     """Per encoder layer 0..L: per position, the answer's probability with that state restored; with
-    ``restore_all``, one value per layer (every position restored)."""
+    ``restore_all``, one value per layer (every position restored at once)."""
     corruption: str
     """What was corrupted: a span of positions or seconds with noise, or another input."""
     window: int = 1
@@ -313,18 +323,8 @@ class TraceOutput:
     """Noise samples averaged."""
     settings: dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        """A plain dict that ``json.dumps`` accepts."""
-        return asdict(self)
-
-    def save(self, path: str | Path) -> None:
-        """Write as JSON (atomically)."""
-        atomic_write_text(path, json.dumps(self.to_dict(), ensure_ascii=False, indent=2))
-
-    @classmethod
-    def load(cls, path: str | Path) -> TraceOutput:
-        """Read a trace written by ``save``; a file of another kind is refused with a message."""
-        try:
-            return cls(**json.loads(Path(path).read_text(encoding="utf-8")))
-        except (OSError, ValueError, TypeError) as err:
-            raise InputError(f"TraceOutput.load({str(path)!r}): not a trace written by .save() ({err})") from None
+    def to_records(self) -> list[dict[str, Any]]:
+        """One row per restored layer and position (``restore_all``: per layer, position ``all``)."""
+        return [{"layer": layer, "position": position if len(row) > 1 or len(self.tokens) == 1 else "all",
+                 "token": self.tokens[position] if len(row) > 1 else "", "restored": value}
+                for layer, row in enumerate(self.restored) for position, value in enumerate(row)]

@@ -52,7 +52,7 @@ def trace(parts: ModelParts, item: Any, answer: str | None, corrupt: Corruption,
     restored = probs[1:].reshape(parts.num_layers + 1, -1)
     return TraceOutput(
         parts.name, describe(item, 0), answer, _position_labels(parts, batch, length, item), clean_prob,
-        float(probs[0]), [float(v) for v in restored[:, 0]] if settings.restore_all else restored.tolist(),
+        float(probs[0]), restored.tolist(),
         corruption, settings.window, 1 if noise is None else settings.samples,
         {"noise_scale": settings.noise_scale, "seed": settings.seed, "restore_all": settings.restore_all,
          "tgt_lang": generation.tgt_lang, "language": generation.language, "task": generation.task})

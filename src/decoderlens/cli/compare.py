@@ -24,16 +24,15 @@ def compare_command(
     with friendly_errors():
         from decoderlens.evaluation.compare import compare
         from decoderlens.evaluation.folder import EvalFolder
-        from decoderlens.fileio import atomic_write_text
+        from decoderlens.fileio import atomic_write_text, csv_text, json_text
         from decoderlens.presentation.compare_view import comparison_tables, reaching_tables
         from decoderlens.presentation.report import write_compare_html
-        from decoderlens.presentation.tables import to_json_text
 
         result = compare(run_a, run_b, resamples=resamples)
         for warning in result.warnings:
             err_console.print(f"[yellow]warning[/yellow] {warning}", highlight=False)
         if out is not None:
-            atomic_write_text(out / "compare.json", to_json_text(result.to_dict()) + "\n")
+            atomic_write_text(out / "compare.json", json_text(result.to_dict()) + "\n")
             summary = EvalFolder(run_a).summary()
             info = summary.metrics if summary else {}
             page = write_compare_html(result, info, reaching_tables(result), out / "compare.html")
@@ -43,20 +42,12 @@ def compare_command(
 
             err_console.print(f"wrote {plot_comparison(result, plot)}", highlight=False)
         if fmt is FormatChoice.json:
-            emit(to_json_text(result.to_dict()), None)
+            emit(json_text(result.to_dict()), None)
         elif fmt is FormatChoice.csv:
-            emit(_csv(result), None)
+            emit(csv_text(result.to_records()), None)
         else:
             from rich.console import Console
 
             console = Console()
             for table in comparison_tables(result, console.width):
                 console.print(table)
-
-
-def _csv(result: object) -> str:
-    from decoderlens.presentation.tables import to_csv
-
-    rows = [{"layer": layer.layer, "metric": name, **vars(diff)}
-            for layer in result.layers for name, diff in layer.metrics.items()]  # type: ignore[attr-defined]
-    return to_csv(rows)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,22 +13,14 @@ from decoderlens.settings import GenerationSettings, LoadSettings, RuntimeSettin
 
 
 def read_pairs(path: Path) -> tuple[list[str], list[str]]:
-    """Input/target pairs from a JSONL file with ``input`` and ``target`` fields."""
-    inputs, targets = [], []
-    try:
-        lines = path.read_bytes().decode("utf-8").split("\n")
-    except UnicodeDecodeError as err:
-        raise InputError(f"{path} is not valid UTF-8 ({err.reason} at byte {err.start})") from None
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            inputs.append(str(row["input"]))
-            targets.append(str(row["target"]))
-        except (json.JSONDecodeError, KeyError, TypeError) as err:
-            raise InputError(f"{path}:{number}: expected a JSON object with 'input' and 'target' ({err})") from None
-    return inputs, targets
+    """Input/target pairs from a JSONL file with ``input`` and ``target`` fields (read as ``eval`` reads data);
+    any malformed line is refused with its place."""
+    from decoderlens.evaluation.data import DataSource, load_rows
+
+    loaded = load_rows(DataSource(str(path), input_field="input", target_field="target"))
+    if loaded.problems:
+        raise InputError(f"{path}: {loaded.problems[0]}: each line must be a JSON object with 'input' and 'target'")
+    return [str(row.input) for row in loaded.rows], [row.reference for row in loaded.rows]
 
 
 @common.settings_options(GenerationSettings, RuntimeSettings, LoadSettings,

@@ -64,6 +64,11 @@ class Comparison:
     warnings: list[str] = field(default_factory=list)
     confidence: float = 0.95
 
+    def to_records(self) -> list[dict[str, Any]]:
+        """One row per layer and metric: the difference B - A with its interval."""
+        return [{"layer": layer.layer, "metric": name, **vars(diff)}
+                for layer in self.layers for name, diff in layer.metrics.items()]
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -22,7 +22,8 @@ from typing import Any
 
 from decoderlens.errors import InputError
 from decoderlens.evaluation.bootstrap import Estimate
-from decoderlens.fileio import append_lines, atomic_write_text, json_line, read_complete_lines
+from decoderlens.fileio import append_lines, atomic_write_text, csv_text, json_line, read_complete_lines
+from decoderlens.results import LayerReadout
 
 READOUTS = "readouts.jsonl"
 RUN_FILE = "run.json"
@@ -57,6 +58,16 @@ class ReadoutRecord:
     """Log-probability of each reference token (``--score``)."""
     lens: str | None = None
     """``raw`` for the raw lens's readouts beside tuned ones (``--lens both``); unset otherwise."""
+
+    @classmethod
+    def of(cls, id: str, input: str, readout: LayerReadout, reference: str | None = None,
+           lens: str | None = None) -> ReadoutRecord:
+        """The row form of one example's readout of one layer."""
+        return cls(id, readout.layer, input, readout.text, reference, lens=lens)
+
+    def readout(self) -> LayerReadout:
+        """The ``LayerReadout`` this row stores (its token ids are not stored)."""
+        return LayerReadout(self.layer, self.output, [])
 
     def to_dict(self) -> dict[str, Any]:
         """The record as stored: fields that are not set are left out."""
@@ -149,13 +160,14 @@ class Summary:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Summary:
-        layers = [LayerSummary(e["layer"], e["n"], {k: Estimate(**v) for k, v in e["metrics"].items()})
-                  for e in data["layers"]]
+        def layer_summaries(entries: list[dict[str, Any]]) -> list[LayerSummary]:
+            return [LayerSummary(e["layer"], e["n"], {k: Estimate(**v) for k, v in e["metrics"].items()})
+                    for e in entries]
+
+        layers, raw = layer_summaries(data["layers"]), layer_summaries(data.get("raw_layers", []))
         metrics = {k: MetricInfo(**v) for k, v in data["metrics"].items()}
         grid = [GridCellSummary(c["encoder_layer"], c["decoder_layer"], Estimate(**c["logprob"]))
                 for c in data.get("grid", [])]
-        raw = [LayerSummary(e["layer"], e["n"], {k: Estimate(**v) for k, v in e["metrics"].items()})
-               for e in data.get("raw_layers", [])]
         return cls(data["model"], data["num_encoder_layers"], data["settings"], data["preset"], data["normalize"],
                    metrics, layers, data.get("confidence", 0.95), data.get("bootstrap_resamples", 1000),
                    list(data.get("skipped", [])), grid, raw)
@@ -163,13 +175,11 @@ class Summary:
     def to_csv(self) -> str:
         """Long format: layer, metric, value, low, high, n (and the lens, when raw and tuned are both there)."""
         both = bool(self.raw_layers)
-        lines = ["layer,metric,value,low,high,n" + (",lens" if both else "")]
-        for lens, entries in (("tuned", self.layers), ("raw", self.raw_layers)):
-            for entry in entries:
-                for name, est in entry.metrics.items():
-                    lines.append(f"{entry.layer},{name},{est.value:.6g},{est.low:.6g},{est.high:.6g},{est.n}"
-                                 + (f",{lens}" if both else ""))
-        return "\n".join(lines) + "\n"
+        rows = [{"layer": entry.layer, "metric": name, "value": f"{est.value:.6g}", "low": f"{est.low:.6g}",
+                 "high": f"{est.high:.6g}", "n": est.n, **({"lens": lens} if both else {})}
+                for lens, entries in (("tuned", self.layers), ("raw", self.raw_layers))
+                for entry in entries for name, est in entry.metrics.items()]
+        return csv_text(rows) or "layer,metric,value,low,high,n\n"
 
 
 @dataclass

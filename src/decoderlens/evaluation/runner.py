@@ -57,7 +57,7 @@ def _records_for(lens: Any, rows: list[EvalRow], settings: EvalSettings) -> Chun
     records = []
     for row, example, by_layer in zip(rows, out, scored, strict=True):
         for readout in example.readouts:
-            record = ReadoutRecord(row.id, readout.layer, describe(row.input, row.id), readout.text, row.reference)
+            record = ReadoutRecord.of(row.id, describe(row.input, row.id), readout, row.reference)
             if settings.score:
                 layer_score = by_layer[readout.layer]
                 record.logprob = layer_score.logprob
@@ -66,7 +66,7 @@ def _records_for(lens: Any, rows: list[EvalRow], settings: EvalSettings) -> Chun
             records.append(record)
     beside = readings.by_lens.get("raw") if settings.lens_mode is LensMode.both else None
     for row, example in zip(rows, beside or [], strict=False):  # the raw lens beside the tuned one
-        records += [ReadoutRecord(row.id, r.layer, describe(row.input, row.id), r.text, row.reference, lens="raw")
+        records += [ReadoutRecord.of(row.id, describe(row.input, row.id), r, row.reference, lens="raw")
                     for r in example.readouts if r.layer < lens.num_layers]
     return records, grids
 

@@ -51,7 +51,7 @@ def readouts_from_folder(folder: EvalFolder, examples: list[LogicExample], model
     """Rebuild a ``LensOutput`` for ``examples`` from an evaluation folder's readouts."""
     by_id: dict[str, list[LayerReadout]] = {}
     for record in folder.records():
-        by_id.setdefault(record.id, []).append(LayerReadout(record.layer, record.output, []))
+        by_id.setdefault(record.id, []).append(record.readout())
     rows = [ExampleReadouts(e.formula, sorted(by_id[e.id], key=lambda r: r.layer)) for e in examples if e.id in by_id]
     return LensOutput(model, num_layers, rows)
 

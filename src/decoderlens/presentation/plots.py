@@ -88,7 +88,7 @@ def plot_heatmap(example: dict[str, Any], target: Path) -> Path:
 
 def plot_trace(trace: TraceOutput, target: Path) -> Path:
     """A causal trace: encoder layers (rows) x positions (columns) of restored probability."""
-    values = [row if isinstance(row, list) else [row] for row in trace.restored]
+    values = trace.restored
     columns = trace.tokens if len(values[0]) == len(trace.tokens) else ["all"]
     top = max(trace.clean_prob, max(max(row) for row in values))
     return heatmap_figure(values, columns, list(range(len(values))), target, xlabel="position restored",

@@ -183,7 +183,7 @@ def write_report(folder: Path, output: Path | None = None) -> Path:
 
 def lens_output_payload(output: LensOutput) -> dict[str, Any]:
     """The report payload of an ad-hoc run (no references, no metrics)."""
-    records = [ReadoutRecord(str(i), r.layer, ex.input, r.text) for i, ex in enumerate(output) for r in ex.readouts]
+    records = [ReadoutRecord.of(str(i), ex.input, r) for i, ex in enumerate(output) for r in ex.readouts]
     return build_payload(records, None, f"DecoderLens: {display_name(output.model)}",
                          num_layers=output.num_encoder_layers, settings=output.settings)
 
@@ -226,7 +226,7 @@ def trace_sections(trace: TraceOutput) -> list[dict[str, Any]]:
     """A causal trace as a heatmap: encoder layers x positions (or one column when every position was
     restored at once)."""
     layers = list(range(len(trace.restored)))
-    values = [row if isinstance(row, list) else [row] for row in trace.restored]
+    values = trace.restored
     columns = trace.tokens if values and len(values[0]) == len(trace.tokens) else ["all positions"]
     caption = (f"Probability of the answer {trace.answer!r} when the clean state of an encoder layer (rows; window "
                f"{trace.window}) at one position (columns) is restored in the corrupted run ({trace.corruption}). "

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -12,6 +9,7 @@ from typing import Any, Literal
 from rich.console import Console
 from rich.table import Table
 
+from decoderlens.fileio import csv_text, json_text
 from decoderlens.results import GridOutput, LensOutput, ScoreOutput, TraceOutput
 
 OutputFormat = Literal["table", "json", "csv"]
@@ -109,7 +107,7 @@ def grid_tables(output: GridOutput, width: int = 80) -> list[Table]:
 
 def trace_tables(trace: TraceOutput, width: int = 80) -> list[Table]:
     """Encoder layers (rows) x positions (columns) of restored probability."""
-    values = [row if isinstance(row, list) else [row] for row in trace.restored]
+    values = trace.restored
     columns = trace.tokens if values and len(values[0]) == len(trace.tokens) else ["all positions"]
     fixed = [("layer", [str(layer) for layer in range(len(values))])]
     cells = [(str(name), [f"{row[i]:.3f}" for row in values]) for i, name in enumerate(columns)]
@@ -118,45 +116,13 @@ def trace_tables(trace: TraceOutput, width: int = 80) -> list[Table]:
     return fitted_tables(f"causal trace of {trace.input}", fixed, cells, width, caption)
 
 
-def to_csv(records: list[dict[str, object]]) -> str:
-    """Records as CSV text (lists are joined with spaces)."""
-    if not records:
-        return ""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(records[0]))
-    writer.writeheader()
-    for record in records:
-        writer.writerow({k: " ".join(map(str, v)) if isinstance(v, list) else v for k, v in record.items()})
-    return buffer.getvalue()
-
-
-def to_json_text(data: Any, indent: int = 2) -> str:
-    """Indented JSON whose lists of plain values (token ids, tokens) stay on one line."""
-
-    def dump(value: Any, depth: int) -> str:
-        pad, inner = " " * (indent * depth), " " * (indent * (depth + 1))
-        if isinstance(value, dict) and value:
-            items = [f"{inner}{json.dumps(str(k), ensure_ascii=False)}: {dump(v, depth + 1)}" for k, v in value.items()]
-            return "{\n" + ",\n".join(items) + "\n" + pad + "}"
-        if isinstance(value, (list, tuple)) and value and any(isinstance(v, (dict, list, tuple)) for v in value):
-            return "[\n" + ",\n".join(inner + dump(v, depth + 1) for v in value) + "\n" + pad + "]"
-        return json.dumps(value, ensure_ascii=False)
-
-    return dump(data, 0)
-
-
 def render(output: LensOutput | ScoreOutput | GridOutput | TraceOutput, fmt: OutputFormat,
            console: Console | None = None) -> str | None:
     """JSON/CSV text for ``fmt`` json/csv; for ``table``, prints to ``console`` and returns ``None``."""
     if fmt == "json":
-        return to_json_text(output.to_dict())
+        return json_text(output.to_dict())
     if fmt == "csv":
-        if isinstance(output, TraceOutput):
-            rows = [row if isinstance(row, list) else [row] for row in output.restored]
-            return to_csv([{"layer": layer, "position": p, "token": token, "restored": value}
-                           for layer, row in enumerate(rows)
-                           for p, (token, value) in enumerate(zip(output.tokens, row, strict=False))])
-        return to_csv(output.to_records())
+        return csv_text(output.to_records())
     console = console or Console()
     if isinstance(output, TraceOutput):
         tables = trace_tables(output, console.width)
