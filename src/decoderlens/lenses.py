@@ -6,22 +6,14 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
 import torch
 
 from decoderlens.errors import InputError
+from decoderlens.settings import LensMode
 from decoderlens.translators import Translators, model_fingerprint
-
-
-class LensMode(StrEnum):
-    """Which lenses a command reads through: the raw one, the tuned one, or both from one encoder pass."""
-
-    raw = "raw"
-    tuned = "tuned"
-    both = "both"
 
 
 class Lens(Protocol):

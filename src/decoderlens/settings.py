@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields, replace
+from enum import StrEnum
 from typing import Any, Literal, TypeVar
 
 from decoderlens.budget import parse_size
@@ -20,6 +21,14 @@ DEVICE_KINDS: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
 DTYPES: tuple[str, ...] = ("auto", "float32", "bfloat16", "float16")
 DECODING: tuple[str, ...] = ("auto", "generate", "one-call")
 S = TypeVar("S", bound="_Settings")
+
+
+class LensMode(StrEnum):
+    """Which lenses a command reads through: the raw one, the tuned one, or both from one encoder pass."""
+
+    raw = "raw"
+    tuned = "tuned"
+    both = "both"
 
 
 def option_name(name: str) -> str:

@@ -59,7 +59,8 @@ RENAMED: dict[str, dict[str, str]] = {
     "tune": {"--batch-size": "--step-batch"},
     "demo": {"--force": "--fresh"},
     "logic": {"--force": "--fresh"},
-    "serve": {},
+    "plot": {"--format": "--figure-format"},
+    "compare": {"--resamples": "--bootstrap-resamples"},
 }
 """Per command, options that were renamed, and their new names."""
 

@@ -67,21 +67,22 @@ def settings_options(*classes: type, skip: tuple[str, ...] = ()) -> Callable[[F]
         added: list[inspect.Parameter] = []
         for cls in classes:
             for item in fields(cls):
-                if item.name in skip:
-                    continue
+                if item.name in skip or not item.metadata:
+                    continue  # sections (nested settings) and required fields are no options
                 kind = _cli_type(item)
                 flag = item.metadata.get("flag") or option_name(item.name)
                 decls = [f"{flag}/--no-{flag[2:]}"] if kind is bool else [flag]
                 metavar = item.metadata.get("metavar") or {int: "N", float: "X", str: "TEXT"}.get(kind)
                 option = typer.Option(*decls, help=help_text(item), metavar=None if kind is bool else metavar,
                                       show_default=False)
+                annotation = list[str] if kind is list else kind  # a list: the flag repeated
                 added.append(inspect.Parameter(item.name, inspect.Parameter.KEYWORD_ONLY, default=None,
-                                               annotation=Annotated[kind | None, option]))  # type: ignore[valid-type]
+                                               annotation=Annotated[annotation | None, option]))  # type: ignore[valid-type]
         names = [p.name for p in added]
 
         @functools.wraps(command)
         def run(**kwargs: Any) -> Any:
-            given = {name: kwargs.pop(name) for name in names if kwargs.get(name) is not None}
+            given = {name: kwargs.pop(name) for name in names if kwargs.get(name) not in (None, [])}
             for name in names:
                 kwargs.pop(name, None)
             return command(**kwargs, given=given)

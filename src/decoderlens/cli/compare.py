@@ -16,7 +16,7 @@ def compare_command(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for compare.json and compare.html.",
                                              show_default=False)] = None,
     fmt: FormatOpt = FormatChoice.table,
-    resamples: Annotated[int, typer.Option("--resamples", help="Paired bootstrap resamples.")] = 1000,
+    resamples: Annotated[int, typer.Option("--bootstrap-resamples", help="Paired bootstrap resamples.")] = 1000,
     plot: Annotated[Path | None, typer.Option("--plot", help="Also draw both runs and their difference to this "
                                               "PNG, SVG or PDF file.", show_default=False)] = None,
 ) -> None:

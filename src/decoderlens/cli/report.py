@@ -24,7 +24,7 @@ def report(
 
 def plot(
     folder: Annotated[Path, typer.Argument(help="Evaluation folder.")],
-    fmt: Annotated[str, typer.Option("--format", help="png, svg or pdf.")] = "png",
+    fmt: Annotated[str, typer.Option("--figure-format", help="png, svg or pdf.")] = "png",
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for the figures [default: "
                                              "FOLDER/figures].", show_default=False)] = None,
 ) -> None:

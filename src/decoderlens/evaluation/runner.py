@@ -29,7 +29,7 @@ from decoderlens.evaluation.metrics import Metric
 from decoderlens.evaluation.settings import EvalSettings
 from decoderlens.evaluation.statistics import AGREEMENT, LayerStatistics, layer_statistics
 from decoderlens.inputs import describe
-from decoderlens.lenses import LensMode
+from decoderlens.settings import LensMode
 
 
 @dataclass

@@ -9,8 +9,15 @@ from typing import Any, Literal
 from decoderlens.errors import InputError
 from decoderlens.evaluation.data import DataSource
 from decoderlens.evaluation.metrics import Metric, get_metric, get_normalizer, get_preset
-from decoderlens.lenses import LensMode
-from decoderlens.settings import GenerationSettings, LoadSettings, RuntimeSettings, check_choice, check_count
+from decoderlens.settings import (
+    GenerationSettings,
+    LensMode,
+    LoadSettings,
+    RuntimeSettings,
+    check_choice,
+    check_count,
+    described,
+)
 
 OnError = Literal["skip", "fail"]
 
@@ -22,29 +29,31 @@ class EvalSettings:
     model: str
     """Hub model name or local folder."""
     data: DataSource
-    preset: str = "generic"
-    """Metrics and normalisation for a kind of task: qa, mt, asr, logic or generic."""
-    metrics: list[str | Metric] | None = None
-    """Registered metric names or ``Metric`` objects (e.g. ``mean_metric("mine", fn)``); default: the preset's."""
-    normalize: str | None = None
-    """Normalisation before text metrics (none, lower, squad, whisper); default: the preset's."""
-    score: bool = False
-    """Also record the teacher-forced log-probability of the reference per layer."""
-    grid: bool = False
-    """Also record the 2-D lens of the reference (every encoder layer x decoder layer)."""
-    lens: LensMode | str | None = None
-    """raw, tuned (the translators given in ``load.translators``) or both (raw and tuned readouts from one encoder
-    pass); default: tuned with translators, else raw."""
-    force: bool = False
-    """Use translators trained for another model of the same shape (with a warning)."""
+    preset: str = field(default="generic", metadata=described(
+        "Metrics and normalisation for a kind of task: qa, mt, asr, logic or generic.", metavar="NAME"))
+    metrics: list[str | Metric] | None = field(default=None, metadata=described(
+        "Metric name (repeat the flag for several; default: the preset's); in Python also Metric objects "
+        "(e.g. mean_metric('mine', fn)).", list, "NAME", "--metric"))
+    normalize: str | None = field(default=None, metadata=described(
+        "Text normalisation before metrics: none, lower, squad or whisper (default: the preset's).", str, "NAME"))
+    score: bool = field(default=False, metadata=described(
+        "Also score the reference per layer (teacher-forced log-probs)."))
+    grid: bool = field(default=False, metadata=described(
+        "Also record the 2-D lens of the reference (every encoder layer x decoder layer)."))
+    lens: LensMode | str | None = field(default=None, metadata=described(
+        "raw, tuned (with --translators) or both: raw and tuned readouts from one encoder pass (default: tuned with "
+        "--translators, else raw).", str, "raw|tuned|both"))
+    force: bool = field(default=False, metadata=described(
+        "Use translators trained for another model (same shape) anyway, with a warning."))
     generation: GenerationSettings = field(default_factory=GenerationSettings)
     runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
     load: LoadSettings = field(default_factory=LoadSettings)
-    chunk_size: int = 256
-    """Examples decoded between two writes to disk (and grouped by length within)."""
-    on_error: OnError = "skip"
-    """Skip malformed rows (reported) or stop at the first."""
-    bootstrap_resamples: int = 1000
+    chunk_size: int = field(default=256, metadata=described(
+        "Examples decoded between two writes to disk (and grouped by length within)."))
+    on_error: OnError = field(default="skip", metadata=described(
+        "skip (and report) or fail on malformed rows.", str, "skip|fail"))
+    bootstrap_resamples: int = field(default=1000, metadata=described(
+        "Bootstrap resamples of every interval (0: none)."))
 
     def validate(self) -> EvalSettings:
         """Check every option before any model is loaded or any example decoded."""
