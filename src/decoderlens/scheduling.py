@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,9 +17,7 @@ def input_length(item: Any) -> int:
         return int(item[0].size)
     if isinstance(item, np.ndarray):
         return int(item.size)
-    if isinstance(item, Path):
-        return 0
-    return 0
+    return 0  # files and images: unknown until read
 
 
 def plan_batches(items: Sequence[Any], batch_size: int | None, rows_per_example: int, max_rows: int,

@@ -26,10 +26,3 @@ def analysis_tables(analysis: LogicAnalysis) -> list[AnalysisTable]:
         "Mean first layer from which an example is solved and stays solved: " + ", ".join(
             f"{b}: {v:.1f}" if v is not None else f"{b}: never" for b, v in first.items()) + ".")
     return [overall, sizes]
-
-
-def markdown(table: AnalysisTable) -> str:
-    """A table as Markdown (for the model card and the docs)."""
-    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
-    lines += ["| " + " | ".join(row) + " |" for row in table.rows]
-    return "\n".join(lines)

@@ -94,7 +94,7 @@ def test_compare_command_writes_json_and_page(tmp_path: Path) -> None:
 
 
 def test_compare_page_in_a_browser(tmp_path: Path) -> None:
-    from test_report import CHROMIUM, open_page
+    from support.browser import CHROMIUM, open_page
 
     if CHROMIUM is None:
         pytest.skip("Debian's chromium is not installed (.ci/run installs it)")

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import FAMILIES, generation_options, lens_for, sample_inputs
 from decoderlens import DecoderLens, GenerationSettings, InputError, RuntimeSettings
 from decoderlens.evaluation.data import DataSource
 from decoderlens.logic import shipped_model_path
@@ -16,6 +15,7 @@ from decoderlens.logic.data import generate_examples, write_jsonl
 from decoderlens.translators import Translators, model_fingerprint
 from decoderlens.tuned.settings import TuneSettings
 from decoderlens.tuned.training import Tuner, affine_least_squares
+from support.models import FAMILIES, generation_options, lens_for, sample_inputs
 
 
 def zero_translators(lens: DecoderLens, rank: int | None = None) -> Translators:

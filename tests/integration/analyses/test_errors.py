@@ -6,10 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import transformers as tf
 
-from conftest import lens_for, sample_inputs
 from decoderlens import DecoderLens, InputError, LayerSelectionError, UnsupportedModelError
+from decoderlens.inputs import load_audio
+from support.models import lens_for, sample_inputs
 
 
 def test_decoder_only_model_is_refused_with_pointer_to_logit_lens() -> None:
@@ -79,8 +81,17 @@ def test_audio_file_is_read_and_resampled(tmp_path: Path) -> None:
     wave = sample_inputs("whisper", count=1)[0]
     path = tmp_path / "clip.wav"
     sf.write(path, np.interp(np.arange(0, len(wave), 2.0), np.arange(len(wave)), wave), 8000)  # 8 kHz file
-    out = lens_for("whisper").generate([str(path)], layers=-1, max_new_tokens=4)
+    lens = lens_for("whisper")
+    out = lens.generate([str(path)], layers=-1, max_new_tokens=4)
     assert out[0].input == str(path)
+    stored, rate = sf.read(path, dtype="float32")
+    assert rate == 8000
+    resampled = load_audio(str(path), 16000)
+    assert abs(resampled.size - 2 * stored.size) <= 2, "the 8 kHz file was not resampled to the model's 16 kHz"
+    in_memory = lens.generate([(stored, 8000)], layers=-1, max_new_tokens=4)
+    assert out[0].readouts == in_memory[0].readouts, "the file reads out unlike the same samples in memory"
+    assert all(torch.equal(a, b) for a, b in zip(lens.encode([str(path)]).hidden_states,
+                                                 lens.encode([resampled]).hidden_states, strict=True))
 
 
 def test_image_given_to_text_model() -> None:

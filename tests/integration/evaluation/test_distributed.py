@@ -56,11 +56,28 @@ def test_two_process_tuning_keeps_one_set_of_translators(tmp_path: Path) -> None
     data = tmp_path / "data.jsonl"
     data.write_text("".join(json.dumps({"input": t}) + "\n" for t in sample_texts(40, seed=8)))
     env = _offline_env()
+    args = ["-m", "decoderlens", "tune", str(model_dir), str(data), "--steps", "4", "--step-batch", "8",
+            "--validation", "8", "--max-new-tokens", "4"]
     launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29733",
-              "-m", "decoderlens", "tune", str(model_dir), str(data), "--out", str(tmp_path / "lens"), "--steps", "4",
-              "--step-batch", "8", "--validation", "8", "--max-new-tokens", "4"]
+              *args, "--out", str(tmp_path / "lens")]
     multi = subprocess.run(launch, capture_output=True, text=True, env=env, timeout=600)
     assert multi.returncode == 0, multi.stderr[-3000:]
     config = json.loads((tmp_path / "lens" / "config.json").read_text())
     assert config["steps"] == 4 and len(config["val_kl_tuned"]) == 3
     assert not (tmp_path / "lens" / "checkpoint.pt").exists()
+    single = subprocess.run([sys.executable, *args, "--out", str(tmp_path / "single")], capture_output=True, text=True,
+                            env=env, timeout=300)
+    assert single.returncode == 0, single.stderr[-3000:]
+    # Each process averages its half of a step's batch and the halves' gradients are averaged: the same steps as
+    # one process up to how tokens split between the halves, so the two learn nearly the same maps
+    from safetensors.torch import load_file
+
+    one = load_file(str(tmp_path / "single" / "translators.safetensors"))
+    two = load_file(str(tmp_path / "lens" / "translators.safetensors"))
+    import torch
+
+    a = torch.cat([one[k].flatten() for k in sorted(one)])
+    b = torch.cat([two[k].flatten() for k in sorted(two)])
+    assert float(a.norm()) > 0, "one process learned nothing: the comparison would say nothing"
+    assert float(torch.nn.functional.cosine_similarity(a, b, dim=0)) > 0.9
+    assert float((a - b).norm() / a.norm()) < 0.5

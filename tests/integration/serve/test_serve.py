@@ -4,7 +4,6 @@ fixture. Answers equal the command line's, streams end in the same answer, concu
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from decoderlens.logic import shipped_model_path
 from decoderlens.serve.app import create_app
 from decoderlens.serve.limits import ServeLimits
 from decoderlens.testing import sample_waveforms, tiny_model, tiny_processor
+from support.browser import needs_browser, open_url
 
 FORMULAS = ["& a b", "| ! c d", "xor a <-> b c", "! ! e", "& | a b ! c", "<-> d e", "| a | b c", "& ! a ! b"]
 
@@ -139,13 +139,16 @@ def test_bad_requests_get_a_4xx_with_one_line(server: tuple[str, Any], body: Any
     assert message in error and "\n" not in error and "Traceback" not in error
 
 
-def test_score_grid_and_files_to_a_text_model(server: tuple[str, Any]) -> None:
+def test_score_grid_and_files_to_a_text_model(server: tuple[str, Any], logic_lens: DecoderLens) -> None:
     url, _ = server
-    score = httpx.post(f"{url}/api/score", json={"inputs": ["& a b"], "targets": ["a 1 b 1 c 0 d 0 e 0"]},
-                       timeout=60)
-    assert score.status_code == 200 and len(score.json()["examples"][0]["layers"]) == 7
-    grid = httpx.post(f"{url}/api/grid", json={"inputs": ["& a b"]}, timeout=60)
-    assert grid.status_code == 200 and len(grid.json()["examples"][0]["cells"]) == 7 * 6
+    score = httpx.post(f"{url}/api/score", json={"inputs": ["& a b"], "targets": ["a 1 b 1 c 0 d 0 e 0"],
+                                                 "top_k": 3}, timeout=60)
+    assert score.status_code == 200
+    assert score.json() == json.loads(logic_lens.score(["& a b"], ["a 1 b 1 c 0 d 0 e 0"], top_k=3).to_json())
+    grid = httpx.post(f"{url}/api/grid", json={"inputs": ["& a b"], "layers": "0,-1"}, timeout=60)
+    assert grid.status_code == 200
+    assert grid.json() == json.loads(logic_lens.grid(["& a b"], layers="0,-1").to_json())
+    assert len(grid.json()["examples"][0]["cells"]) == 2 * 6
     files = httpx.post(f"{url}/api/readout", files={"files": ("a.wav", b"RIFF")}, timeout=60)
     assert files.status_code == 400 and "text model" in files.json()["error"]
     mismatch = httpx.post(f"{url}/api/score", json={"inputs": ["& a b"], "targets": ["a 1", "b 1"]}, timeout=60)
@@ -216,27 +219,11 @@ def test_a_reader_that_leaves_stops_its_rows(logic_lens: DecoderLens) -> None:
     assert out[1].readouts == alone[0].readouts
 
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+@needs_browser
 def test_the_page_in_a_real_browser(server: tuple[str, Any], tmp_path: Path) -> None:
-    from playwright.sync_api import sync_playwright
-
     url, _ = server
-    manager = sync_playwright().start()
-    browser = manager.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu",
-                                      "--disable-background-networking", "--disable-component-update",
-                                      "--disable-sync", "--no-first-run", "--disable-quic"])
+    manager, browser, page, errors, requests = open_url(f"{url}/", wait_for="#subtitle:has-text('encoder layers')")
     try:
-        page = browser.new_page()
-        errors: list[str] = []
-        requests: list[str] = []
-        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.on("request", lambda req: requests.append(req.url))
-        page.goto(f"{url}/")
-        page.wait_for_selector("#subtitle:has-text('encoder layers')")
         page.fill("#inputs", "& a | b ! c")
         page.press("#inputs", "Control+Enter")
         page.wait_for_selector("#status:has-text('done')", timeout=60_000)

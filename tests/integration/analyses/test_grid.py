@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 import torch
 
-from conftest import FAMILIES, generation_options, lens_for, sample_inputs
 from decoderlens import DecoderLens, GenerationSettings, UnsupportedModelError
 from decoderlens.adapter import module_at
 from decoderlens.decoder_head import DecoderHead
@@ -16,6 +15,7 @@ from decoderlens.decoding import Strategy, plan_decoding
 from decoderlens.forcing import decoder_inputs, target_labels
 from decoderlens.results import GridOutput
 from decoderlens.testing import bert2gpt2, sample_texts, word_tokenizer
+from support.models import FAMILIES, generation_options, lens_for, sample_inputs
 
 GRID_FAMILIES = [f for f in FAMILIES if f != "prophetnet"]
 TARGETS = ["w1 w2 w3", "w4", "w5 w6 w7 w8 w9"]

@@ -7,12 +7,12 @@ from typing import Any
 import pytest
 import torch
 
-from conftest import generation_options, lens_for, sample_inputs
 from decoderlens import DecoderLens, readout
 from decoderlens.decoding import Strategy, plan_decoding
 from decoderlens.forcing import target_labels
 from decoderlens.greedy_loop import plain_greedy
 from decoderlens.testing import truncated_encoder
+from support.models import generation_options, lens_for, sample_inputs
 
 MAX_NEW = 8
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import lens_for
 from decoderlens import LensOutput, ScoreOutput, select_layers
+from support.models import lens_for
 
 
 @pytest.mark.parametrize(

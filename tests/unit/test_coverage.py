@@ -6,9 +6,9 @@ import pytest
 import transformers.models.auto.modeling_auto as auto
 from transformers import CONFIG_MAPPING
 
-from conftest import FAMILIES
 from decoderlens import ARCHITECTURES, REFUSED, UnsupportedModelError
 from decoderlens.architectures import resolve_architecture
+from support.models import FAMILIES
 
 MAPPINGS = ("MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES", "MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES",
             "MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES", "MODEL_FOR_VISION_2_SEQ_MAPPING_NAMES")

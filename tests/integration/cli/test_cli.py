@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from decoderlens import DecoderLens
 from decoderlens.testing import tiny_model, tiny_processor
 
 
@@ -32,7 +33,9 @@ def test_run_json_shape(model_dir: Path) -> None:
     assert data["num_encoder_layers"] == 3 and len(data["examples"]) == 2
     assert [r["layer"] for r in data["examples"][0]["readouts"]] == [0, 1, 2, 3]
     assert data["examples"][0]["input"] == "w1 w2 w3"
-    assert all(isinstance(t, int) for r in data["examples"][1]["readouts"] for t in r["token_ids"])
+    expected = DecoderLens.from_pretrained(str(model_dir), device="cpu").generate(["w1 w2 w3", "w4 w5"],
+                                                                                 max_new_tokens=5)
+    assert data["examples"] == json.loads(expected.to_json())["examples"], "the command differs from the library"
 
 
 def test_run_table_csv_and_layers(model_dir: Path, tmp_path: Path) -> None:
@@ -50,6 +53,8 @@ def test_score_command(model_dir: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert len(data["examples"][0]["layers"]) == 4
+    expected = DecoderLens.from_pretrained(str(model_dir), device="cpu").score(["w1 w2"], ["w3 w4"])
+    assert data == json.loads(expected.to_json()), "the command differs from the library"
 
 
 @pytest.mark.parametrize(
@@ -66,6 +71,20 @@ def test_cli_errors_are_one_line(model_dir: Path, args: list[str], message: str)
 def test_unknown_model_folder(tmp_path: Path) -> None:
     proc = cli("run", str(tmp_path / "nope"), "hello")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == f"error: no such folder: {tmp_path / 'nope'}"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["tune", "m", "d.jsonl", "--out", "x", "--batch-size", "4"],
+     "--batch-size was renamed: did you mean --step-batch?"),
+    (["demo", "--force"], "--force was renamed: did you mean --fresh?"),
+    (["plot", "folder", "--format=pdf"], "--format was renamed: did you mean --figure-format?"),
+    (["compare", "a", "b", "--resamples", "10"], "--resamples was renamed: did you mean --bootstrap-resamples?"),
+    (["eval", "m", "d.jsonl", "--task", "logic"], "did you mean --preset logic?"),
+])
+def test_renamed_options_name_their_new_spelling(args: list[str], message: str) -> None:
+    proc = cli(*args)
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_logic_data_train_and_export_commands(tmp_path: Path) -> None:

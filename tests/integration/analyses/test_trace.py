@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import FAMILIES, generation_options, lens_for, sample_inputs
 from decoderlens import InputError
 from decoderlens.results import TraceOutput
 from decoderlens.testing import TINY_FAMILIES
+from support.models import FAMILIES, generation_options, lens_for, sample_inputs
 
 TRACE_FAMILIES = [f for f in FAMILIES if TINY_FAMILIES[f].modality != "vision"]
 ANSWER = "w1 w2 w3"

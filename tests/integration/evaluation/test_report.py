@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from conftest import lens_for
 from decoderlens import GenerationSettings
 from decoderlens.evaluation.data import DataSource
 from decoderlens.evaluation.folder import EvalFolder, ReadoutRecord
@@ -18,11 +15,8 @@ from decoderlens.evaluation.settings import EvalSettings
 from decoderlens.presentation.plots import write_plots
 from decoderlens.presentation.report import static_table_html, token_emergence, write_lens_output_html, write_report
 from decoderlens.testing import sample_texts
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-needs_browser = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--disable-quic"]
+from support.browser import needs_browser, open_page
+from support.models import lens_for
 
 
 @pytest.fixture(scope="module")
@@ -55,22 +49,6 @@ def hostile_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     store.write_summary(summarize(records, settings, num_layers=3))
     write_report(folder)
     return folder
-
-
-def open_page(path: Path, width: int = 1280) -> tuple[Any, Any, Any, list[str], list[str]]:
-    from playwright.sync_api import sync_playwright
-
-    manager = sync_playwright().start()
-    browser = manager.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-    page = browser.new_page(viewport={"width": width, "height": 900})
-    errors: list[str] = []
-    requests: list[str] = []
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("request", lambda req: requests.append(req.url))
-    page.goto(path.resolve().as_uri())
-    page.wait_for_selector("article.example")
-    return manager, browser, page, errors, requests
 
 
 @needs_browser

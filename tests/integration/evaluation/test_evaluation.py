@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import lens_for
 from decoderlens import GenerationSettings, InputError, RuntimeSettings
 from decoderlens.evaluation.bootstrap import bootstrap
 from decoderlens.evaluation.data import DataSource, load_rows
@@ -19,6 +18,7 @@ from decoderlens.evaluation.recipes import list_recipes, load_recipe
 from decoderlens.evaluation.runner import evaluate
 from decoderlens.evaluation.settings import EvalSettings
 from decoderlens.testing import sample_texts, sample_waveforms, tiny_model, tiny_processor
+from support.models import lens_for
 
 
 def test_metrics_against_hand_computed_values() -> None:
@@ -104,6 +104,18 @@ def test_end_to_end_text_eval(tmp_path: Path) -> None:
     csv_lines = (tmp_path / "out" / "summary.csv").read_text().splitlines()
     assert csv_lines[0] == "layer,metric,value,low,high,n" and len(csv_lines) > 4
     assert report.new_examples == 12
+    for entry in summary["layers"]:  # every value recomputed from the records by hand
+        rows = [r for r in records if r["layer"] == entry["layer"]]
+        tops = {r["id"]: r["output"] for r in records if r["layer"] == 3}
+        metrics = entry["metrics"]
+        assert metrics["accuracy"]["value"] == pytest.approx(
+            sum(r["output"].strip() == r["reference"].strip() for r in rows) / 12)
+        assert metrics["length_ratio"]["value"] == pytest.approx(
+            sum(len(r["output"].split()) / max(1, len(r["reference"].split())) for r in rows) / 12)
+        assert metrics["logprob"]["value"] == pytest.approx(sum(r["logprob"] for r in rows) / 12, rel=1e-6)
+        assert metrics["agreement_with_top"]["value"] == pytest.approx(
+            sum(r["output"] == tops[r["id"]] for r in rows) / 12)
+        assert f"{entry['layer']},accuracy,{metrics['accuracy']['value']:.6g}," in "\n".join(csv_lines)
 
 
 def test_resume_after_interruption_gives_identical_files(tmp_path: Path) -> None:

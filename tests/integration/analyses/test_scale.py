@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from conftest import lens_for, sample_inputs
 from decoderlens import DecoderLens, batching, decoding, readout
 from decoderlens.budget import RowCost, parse_size
 from decoderlens.errors import InputError
 from decoderlens.testing import tiny_model, tiny_processor
+from support.models import lens_for, sample_inputs
 
 
 def test_parse_size_reads_units_and_refuses_nonsense() -> None:

@@ -1,0 +1,1 @@
+"""What the tests share: tiny models and inputs, and the browser."""
