@@ -36,7 +36,14 @@ def select_layers(spec: LayerSpec, num_layers: int) -> list[int]:
     if isinstance(spec, int):
         return [_resolve(spec, num_layers)]
     if not isinstance(spec, str):
-        return sorted({_resolve(int(i), num_layers) for i in spec})
+        try:
+            numbers = [int(i) for i in spec if not isinstance(i, bool)] if not isinstance(spec, bool) else []
+        except (TypeError, ValueError):
+            numbers = []
+        if not numbers or len(numbers) != len(list(spec)):
+            raise LayerSelectionError(f"layer selection {spec!r} selects no layer: give layer numbers 0..{num_layers}, "
+                                      "'all' or a slice like '2:6'")
+        return sorted({_resolve(i, num_layers) for i in numbers})
     chosen: set[int] = set()
     for part in spec.split(","):
         part = part.strip()

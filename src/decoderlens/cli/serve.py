@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Annotated, Any
 
 import typer
@@ -19,7 +20,7 @@ def serve_command(
     model: common.ModelArg,
     host: Annotated[str, typer.Option("--host", help="Address to listen on (other than 127.0.0.1 needs --token).")
                     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+    port: Annotated[int, typer.Option("--port", help="Port to listen on (0: any free port, printed).")] = 8000,
     insecure_no_token: Annotated[bool, typer.Option("--insecure-no-token", help="Listen beyond this machine "
                                                     "without a token.")] = False,
     force: common.ForceOpt = False,
@@ -39,8 +40,33 @@ def serve_command(
             from decoderlens.serve.app import create_app
         except ImportError:
             raise InputError("decoderlens serve needs its extra: pip install 'decoderlens[serve]'") from None
+        if isinstance(port, bool) or not 0 <= port <= 65535:
+            raise InputError(f"port (--port) must be a number from 0 to 65535 (0: any free port), got {port}")
         runtime = common.settings_of(RuntimeSettings, given)
-        lens = common.load_lens(model, common.settings_of(LoadSettings, given), force)
-        common.err_console.print(f"decoderlens serve: {lens.name} on http://{host}:{port}/ (API docs at /docs); "
-                                 f"limits: {limits.describe()}", highlight=False)
-        uvicorn.run(create_app(lens, runtime, limits), host=host, port=port, log_level="warning")
+        load = common.settings_of(LoadSettings, given)
+        listener = listen(host, port)  # before the model loads: a port in use is said at once
+        try:
+            lens = common.load_lens(model, load, force)
+            bound = listener.getsockname()[1]
+            shown = f"[{host}]" if ":" in host else host
+            common.err_console.print(f"decoderlens serve: {lens.name} on http://{shown}:{bound}/ (API docs at "
+                                     f"/docs); limits: {limits.describe()}", highlight=False)
+            config = uvicorn.Config(create_app(lens, runtime, limits, host), log_level="warning",
+                                    timeout_graceful_shutdown=5)
+            uvicorn.Server(config).run(sockets=[listener])
+        finally:
+            listener.close()
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` and listening, or ``InputError`` saying why not."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        listener = socket.socket(family, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, port))
+        listener.listen(128)
+    except (OSError, OverflowError) as err:
+        raise InputError(f"cannot listen on {host}:{port} ({getattr(err, 'strerror', None) or err}): choose another "
+                         "--port or --host") from None
+    return listener

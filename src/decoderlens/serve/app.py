@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import io
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -22,6 +21,7 @@ from decoderlens.errors import DecoderLensError, InputError
 from decoderlens.lenses import RAW, Lens
 from decoderlens.presentation.report import display_name, render_page
 from decoderlens.serve.batcher import Batcher, Job, QueueFull
+from decoderlens.serve.door import BodyTooLarge, Door, allowed_hosts
 from decoderlens.serve.limits import ServeLimits
 from decoderlens.serve.requests import GridRequest, ReadoutRequest, ScoreRequest, generation_of
 from decoderlens.settings import RuntimeSettings
@@ -30,8 +30,10 @@ from decoderlens.version import __version__
 log = logging.getLogger("decoderlens.serve")
 
 
-def create_app(lens: DecoderLens, runtime: RuntimeSettings | None = None, limits: ServeLimits | None = None) -> FastAPI:
-    """The app over one loaded lens; the batcher's worker runs for the app's lifetime."""
+def create_app(lens: DecoderLens, runtime: RuntimeSettings | None = None, limits: ServeLimits | None = None,
+               host: str = "127.0.0.1") -> FastAPI:
+    """The app over one loaded lens, behind the door (``serve.door``) for requests to ``host``; the batcher's worker
+    runs for the app's lifetime."""
     limits = limits or ServeLimits()
     runtime = runtime or RuntimeSettings()
     batcher = Batcher(lens, runtime, limits.max_batch, limits.max_wait_ms, limits.queue_size)
@@ -51,16 +53,13 @@ def create_app(lens: DecoderLens, runtime: RuntimeSettings | None = None, limits
     app.state.batcher = batcher
     app.state.limits = limits
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
-        if request.url.path.startswith("/api/") and limits.token is not None:
-            given = request.headers.get("authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {limits.token}".encode()):
-                return _error(401, "this server needs a token: send the header 'Authorization: Bearer TOKEN'")
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > limits.max_body_bytes:
-            return _error(413, f"the request body is over {limits.max_body_bytes:,} bytes")
-        return await call_next(request)
+    app.add_middleware(Door, hosts=allowed_hosts(host, limits.allowed_hosts),  # type: ignore[arg-type]
+                       origins={o.rstrip("/").lower() for o in limits.allowed_origins or []},
+                       max_body_bytes=limits.max_body_bytes, token=limits.token)
+
+    @app.exception_handler(BodyTooLarge)
+    async def too_large(request: Request, err: BodyTooLarge) -> JSONResponse:
+        return _error(413, f"the request body is over {limits.max_body_bytes:,} bytes")
 
     @app.exception_handler(RequestValidationError)
     @app.exception_handler(ValidationError)
@@ -126,12 +125,16 @@ def create_app(lens: DecoderLens, runtime: RuntimeSettings | None = None, limits
                 raw = await request.json()
             except json.JSONDecodeError as err:
                 raise InputError(f"malformed JSON: {err.msg} at position {err.pos}") from None
+            except UnicodeDecodeError:
+                raise InputError("the request body is not valid UTF-8") from None
             body = ReadoutRequest.model_validate(raw)
+            if lens.adapter.spec.modality != "text":
+                raise InputError(f"this {lens.adapter.spec.modality} model takes its inputs as uploads: send audio or "
+                                 "images as multipart 'files' (the server never reads paths on its own disk)")
             items, names = list(body.inputs), None
         _check(body.inputs, body.max_new_tokens, limits)  # type: ignore[attr-defined]
         generation = generation_of(body)
-        lens.select(generation.layers)
-        lens.plan(generation)  # refuses a missing or unknown language here, as a 400
+        _check_work(lens, generation, len(items), limits)  # also refuses a missing or unknown language, as a 400
         return Job("readout", items, generation, _lens(lens, body.lens), names=names)  # type: ignore[attr-defined]
 
     @app.post("/api/readout", openapi_extra={"requestBody": {"content": {"application/json": {
@@ -190,6 +193,8 @@ def create_app(lens: DecoderLens, runtime: RuntimeSettings | None = None, limits
         request: Any = body
         _check(request.inputs, request.max_new_tokens, limits, request.targets)
         generation = generation_of(request)
+        if request.targets is None:  # the model's own output is generated first
+            _check_work(lens, generation, len(request.inputs), limits)
         lens.select(generation.layers)
         DecoderHead(lens.model)  # refuses unmapped decoders as a 400
         job = Job("grid", list(request.inputs), generation, _lens(lens, request.lens), request.targets)
@@ -211,9 +216,25 @@ def _lens(lens: DecoderLens, asked: str | None) -> Lens:
     return lens.lens
 
 
+def _check_work(lens: DecoderLens, generation: Any, inputs: int, limits: ServeLimits) -> None:
+    """Refuse a request whose generated tokens (inputs x layers x beams x new tokens) exceed the server's limit."""
+    layers = len(lens.select(generation.layers))
+    plan = lens.plan(generation)
+    work = inputs * layers * plan.num_beams * plan.max_new_tokens
+    if work > limits.max_work:
+        raise InputError(f"this request asks for up to {work:,} generated tokens ({inputs} inputs x {layers} layers x "
+                         f"{plan.num_beams} beams x {plan.max_new_tokens} new tokens); this server takes at most "
+                         f"{limits.max_work:,}: ask for fewer inputs, layers, beams or tokens")
+
+
 def _check(inputs: list[str], max_new_tokens: int | None, limits: ServeLimits,
            targets: list[str] | None = None) -> None:
-    """Refuse requests over the server's limits."""
+    """Refuse requests over the server's limits, and text that is not valid Unicode."""
+    for index, text in enumerate([*inputs, *(targets or [])]):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InputError(f"text #{index} is not valid Unicode (it holds a lone surrogate)") from None
     if len(inputs) > limits.max_inputs:
         raise InputError(f"{len(inputs)} inputs: this server takes at most {limits.max_inputs} inputs per request")
     for text in [*inputs, *(targets or [])]:

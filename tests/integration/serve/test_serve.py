@@ -4,48 +4,23 @@ fixture. Answers equal the command line's, streams end in the same answer, concu
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from typer.testing import CliRunner
 
-from decoderlens import DecoderLens, RuntimeSettings
+from decoderlens import DecoderLens
 from decoderlens.cli.app import app as cli
 from decoderlens.logic import shipped_model_path
-from decoderlens.serve.app import create_app
-from decoderlens.serve.limits import ServeLimits
 from decoderlens.testing import sample_waveforms, tiny_model, tiny_processor
 from support.browser import needs_browser, open_url
+from support.serving import serving
 
 FORMULAS = ["& a b", "| ! c d", "xor a <-> b c", "! ! e", "& | a b ! c", "<-> d e", "| a | b c", "& ! a ! b"]
-
-
-@contextmanager
-def serving(lens: DecoderLens, **limits: Any) -> Iterator[tuple[str, Any]]:
-    """A server on a free port of 127.0.0.1, stopped (and its thread joined) on exit."""
-    application = create_app(lens, RuntimeSettings(), ServeLimits(**limits))
-    server = uvicorn.Server(uvicorn.Config(application, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started, "the server did not start"
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}", application
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        assert not thread.is_alive(), "the server did not stop"
 
 
 @pytest.fixture(scope="module")
