@@ -35,11 +35,39 @@ def json_line(record: dict[str, Any]) -> str:
 
 
 def append_lines(path: Path, lines: list[str]) -> None:
-    """Append lines and make them durable (flushed and synced) before returning."""
+    """Append lines and make them durable (flushed and synced) before returning. A torn last line (a crash or a
+    full disk mid-write) is cut off first, so that it never runs into the new lines."""
+    cut_torn_end(path)
     with path.open("a", encoding="utf-8") as f:
         f.write("".join(lines))
         f.flush()
         os.fsync(f.fileno())
+
+
+def cut_torn_end(path: Path) -> bool:
+    """Cut a file back to its last complete line; whether there was a torn end to cut."""
+    if not path.exists():
+        return False
+    with path.open("rb+") as f:
+        size = f.seek(0, os.SEEK_END)
+        if size == 0:
+            return False
+        f.seek(size - 1)
+        if f.read(1) == b"\n":
+            return False
+        step = min(size, 1 << 16)
+        end = size
+        while end > 0:  # find the last newline, reading backwards in blocks
+            start = max(0, end - step)
+            f.seek(start)
+            block = f.read(end - start)
+            found = block.rfind(b"\n")
+            if found >= 0:
+                f.truncate(start + found + 1)
+                return True
+            end = start
+        f.truncate(0)
+        return True
 
 
 def read_complete_lines(path: Path) -> tuple[list[str], bool]:

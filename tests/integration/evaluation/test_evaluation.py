@@ -140,6 +140,46 @@ def test_resume_after_interruption_gives_identical_files(tmp_path: Path) -> None
         assert (part / name).read_bytes() == (full / name).read_bytes(), name
 
 
+@pytest.mark.parametrize("torn", ["readouts.jsonl", "grid.jsonl"])
+def test_every_appended_file_survives_a_torn_last_line(tmp_path: Path, torn: str) -> None:
+    """A crash or a full disk mid-write leaves a torn last line in whichever file was being appended to; the next
+    run cuts it off, resumes, and ends with the files of a run that was never interrupted, and the report draws."""
+    from decoderlens.presentation.report import write_report
+
+    data = _text_data(tmp_path)
+    full = tmp_path / "full"
+    evaluate(_settings(data, score=True, grid=True), full, lens=lens_for("bart"), progress=False)
+
+    def crash_after_first(chunk: int) -> None:
+        if chunk == 0:
+            raise KeyboardInterrupt
+
+    part = tmp_path / "part"
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(_settings(data, score=True, grid=True), part, lens=lens_for("bart"), progress=False,
+                 on_chunk=crash_after_first)
+    with (part / torn).open("a") as f:
+        f.write('{"id": "ex4", "encoder_layers": [0, 1')  # a torn write
+    write_report(part)  # a torn folder still draws
+    evaluate(_settings(data, score=True, grid=True), part, lens=lens_for("bart"), progress=False)
+    for name in ("readouts.jsonl", "grid.jsonl", "summary.json", "summary.csv", "run.json"):
+        assert (part / name).read_bytes() == (full / name).read_bytes(), name
+    assert "ex4" in write_report(part).read_text()
+
+
+def test_a_full_disk_mid_append_leaves_the_file_resumable(tmp_path: Path) -> None:
+    from decoderlens.fileio import append_lines, read_complete_lines
+
+    path = tmp_path / "log.jsonl"
+    append_lines(path, ['{"a": 1}\n'])
+    path.write_bytes(path.read_bytes() + b'{"a": 2, "b"')  # the disk filled up mid-line
+    append_lines(path, ['{"a": 3}\n'])
+    assert read_complete_lines(path) == (['{"a": 1}', '{"a": 3}'], False)
+    path.write_bytes(b'{"only": "torn')
+    append_lines(path, ['{"a": 4}\n'])
+    assert path.read_text() == '{"a": 4}\n'
+
+
 def test_changed_settings_are_refused(tmp_path: Path) -> None:
     data = _text_data(tmp_path, count=3)
     evaluate(_settings(data), tmp_path / "out", lens=lens_for("bart"), progress=False)
