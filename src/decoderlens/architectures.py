@@ -9,7 +9,7 @@ picks input norms (``layernorm_embedding`` in BART, ``embeddings_layer_norm`` in
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from decoderlens.errors import UnsupportedModelError
 
@@ -216,3 +216,24 @@ def resolve_architecture(config: object) -> tuple[ArchitectureSpec, EncoderLayou
             f"{', '.join(sorted(spec.inner_encoders))}."
         )
     return spec, layout
+
+
+POSITION_FIELDS = ("max_decoder_position_embeddings", "max_target_positions", "max_text_positions",
+                   "max_position_embeddings", "n_positions")
+"""Config fields that bound the decoder's positions, most specific first."""
+
+
+def decoder_position_limit(config: Any) -> int | None:
+    """The most positions the decoder reads (``None``: no limit, as with relative positions). Relative-position
+    decoders whose causal buckets reach their maximum distance break beyond it (the bucket formula divides by the
+    log of their ratio), so that point is their limit."""
+    inner = getattr(config, "decoder", None) or config
+    for name in POSITION_FIELDS:
+        value = getattr(inner, name, None)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    buckets = getattr(inner, "relative_attention_num_buckets", None)
+    distance = getattr(inner, "relative_attention_max_distance", None)
+    if isinstance(buckets, int) and isinstance(distance, int) and buckets // 2 >= distance:
+        return buckets // 2
+    return None

@@ -13,7 +13,7 @@ from transformers import GenerationMixin, PreTrainedModel
 from transformers.utils import ModelOutput
 
 from decoderlens.adapter import StackedRows
-from decoderlens.architectures import ArchitectureSpec
+from decoderlens.architectures import ArchitectureSpec, decoder_position_limit
 from decoderlens.errors import InputError
 from decoderlens.greedy_loop import Listener, greedy_loop, plain_greedy
 from decoderlens.inputs import get_tokenizer
@@ -167,7 +167,16 @@ def plan_decoding(
             "(--tgt-lang fra_Latn) or another language code of its tokenizer"
         )
     runtime = runtime or RuntimeSettings()
-    plan = DecodingPlan(prompt, int(max_new_tokens or configured or DEFAULT_MAX_NEW_TOKENS), num_beams,
+    new_tokens = int(max_new_tokens or configured or DEFAULT_MAX_NEW_TOKENS)
+    limit = decoder_position_limit(model.config)
+    if limit is not None and len(prompt) + new_tokens - 1 > limit:
+        if max_new_tokens is None:  # the configured length does not fit: the most that does
+            new_tokens = limit - len(prompt) + 1
+        else:
+            raise InputError(f"max_new_tokens {max_new_tokens} does not fit this model's decoder: it reads at most "
+                             f"{limit} positions, {len(prompt)} of them the prompt; use --max-new-tokens "
+                             f"{limit - len(prompt) + 1} or less")
+    plan = DecodingPlan(prompt, new_tokens, num_beams,
                         _eos_ids(model), options, generic_generate=spec.speech_prompt,
                         first_round=runtime.first_round, source_rules=_source_rules(model, options))
     plan.strategy = _strategy(model, spec, plan, runtime.decoding)

@@ -11,6 +11,7 @@ import torch
 from transformers import PreTrainedModel
 
 from decoderlens.adapter import EncodedBatch
+from decoderlens.architectures import decoder_position_limit
 from decoderlens.decoding import DecodingPlan, decoder_start_id
 from decoderlens.errors import InputError
 from decoderlens.results import LayerReadout
@@ -25,7 +26,13 @@ def target_labels(tokenizer: Any, model: PreTrainedModel, targets: Sequence[str]
             raise InputError(f"target #{index} is empty: give a non-empty reference text")
     ids = tokenizer(text_target=list(targets)).input_ids
     start = decoder_start_id(model)
-    return padded_labels([seq[1:] if seq and seq[0] == start else seq for seq in ids])
+    ids = [seq[1:] if seq and seq[0] == start else seq for seq in ids]
+    limit = decoder_position_limit(model.config)
+    for index, seq in enumerate(ids):
+        if limit is not None and len(seq) > limit:
+            raise InputError(f"target #{index} is {len(seq)} tokens long; this model's decoder reads at most {limit} "
+                             "positions: shorten the target")
+    return padded_labels(ids)
 
 
 def padded_labels(ids: Sequence[list[int]]) -> torch.Tensor:
