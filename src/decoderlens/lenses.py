@@ -62,7 +62,7 @@ def tuned_lens(source: str | Path | Translators, model: Any, encoder: torch.nn.M
                device: torch.device, force: bool = False) -> TunedLens:
     """A tuned lens from translators (a folder, Hub id or object) made for this model. Translators of another
     shape are refused; of another model of the same shape too, unless ``force`` (then with a warning)."""
-    loaded = source if isinstance(source, Translators) else Translators.from_pretrained(str(source))
+    loaded = source if isinstance(source, Translators) else Translators.load(source)
     if loaded.num_layers != num_layers or loaded.d_model != width:
         raise InputError(f"these translators are for an encoder of {loaded.num_layers} layers of width "
                          f"{loaded.d_model}, this one has {num_layers} of width {width}: train translators for this "
@@ -75,6 +75,9 @@ def tuned_lens(source: str | Path | Translators, model: Any, encoder: torch.nn.M
         if not force:
             raise InputError(message + ": train translators for this model, or pass force=True (--force)")
         warnings.warn(message + "; used anyway (force)", stacklevel=3)
+    if loaded.info.get("worse_than_raw"):
+        warnings.warn(f"these translators read layers {loaded.info['worse_than_raw']} worse than the raw lens on "
+                      "held-out data: their training went wrong", stacklevel=3)
     return TunedLens(loaded.to(device))
 
 

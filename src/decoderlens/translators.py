@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -18,6 +19,8 @@ from safetensors.torch import load_file, save_file
 
 from decoderlens.errors import InputError
 
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+"""What a Hub repository id looks like (``org/name``); any other name that is no folder here is refused at once."""
 WEIGHTS = "translators.safetensors"
 CONFIG = "config.json"
 CARD = "README.md"
@@ -88,15 +91,25 @@ class Translators(torch.nn.Module, PyTorchModelHubMixin):  # type: ignore[misc]
             shutil.rmtree(scratch, ignore_errors=True)
 
     @classmethod
+    def load(cls, source: str | Path) -> Translators:
+        """Translators from a folder written by ``save_pretrained`` (or a Hub id), every file checked: a missing,
+        damaged or foreign file is refused with one line naming it."""
+        return cls._from_pretrained(model_id=str(source), revision=None, cache_dir=None, force_download=False,
+                                    local_files_only=False, token=None)
+
+    @classmethod
     def _from_pretrained(cls, *, model_id: str, revision: str | None, cache_dir: str | Path | None,
                          force_download: bool, local_files_only: bool, token: str | bool | None,
                          **model_kwargs: Any) -> Translators:
-        folder = Path(model_id)
+        folder = Path(model_id).expanduser()
         if folder.is_dir():
             weights, config = folder / WEIGHTS, folder / CONFIG
             if not weights.is_file() or not config.is_file():
                 raise InputError(f"{model_id} holds no translators ({WEIGHTS} and {CONFIG}): train them with "
                                  "`decoderlens tune MODEL DATA --out DIR`")
+        elif folder.exists() or not HUB_ID.fullmatch(model_id):
+            raise InputError(f"no translators folder {model_id!r}: give the folder `decoderlens tune --out` wrote "
+                             "(or a Hub id such as org/name)")
         else:
             from huggingface_hub import hf_hub_download
 
@@ -107,9 +120,28 @@ class Translators(torch.nn.Module, PyTorchModelHubMixin):  # type: ignore[misc]
                                    for name in (WEIGHTS, CONFIG))
             except Exception as err:  # the Hub client raises many kinds
                 raise InputError(f"no translators folder {model_id!r} here or on the Hub ({err})") from None
-        info = json.loads(config.read_text(encoding="utf-8"))
-        translators = cls(int(info.pop("num_encoder_layers")), int(info.pop("d_model")), info.pop("rank"), info)
-        translators.load_state_dict(load_file(str(weights)))
+        try:
+            info = json.loads(config.read_text(encoding="utf-8"))
+            layers, width, rank = int(info.pop("num_encoder_layers")), int(info.pop("d_model")), info.pop("rank")
+            if layers < 1 or width < 1 or (rank is not None and (not isinstance(rank, int) or rank < 1)):
+                raise ValueError("layers, width and rank must be positive")
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as err:
+            raise InputError(f"{config} is not a translators config ({type(err).__name__}: {err}): restore it, or "
+                             "train the translators again with decoderlens tune") from None
+        try:
+            state = load_file(str(weights))
+        except Exception as err:  # safetensors raises its own kinds for truncated or foreign files
+            raise InputError(f"{weights} is damaged or not a safetensors file ({err}): restore it, or train the "
+                             "translators again with decoderlens tune") from None
+        translators = cls(layers, width, rank, info)
+        try:
+            translators.load_state_dict(state)
+        except RuntimeError as err:
+            first = str(err).strip().splitlines()[-1].strip()
+            raise InputError(f"the weights in {weights} do not match its {CONFIG} ({first}): restore the folder, or "
+                             "train the translators again with decoderlens tune") from None
+        if not all(torch.isfinite(t).all() for t in state.values()):
+            raise InputError(f"{weights} holds NaN or infinite weights: train the translators again (a lower --lr)")
         return translators
 
 
@@ -119,8 +151,8 @@ def model_card(config: dict[str, Any]) -> str:
     control = " (control: targets shuffled across examples)" if config.get("control") else ""
     data = (f"{config.get('data')}; {config.get('train_examples')} training and {config.get('val_examples')} "
             "validation examples")
-    steps = (f"{config.get('steps')}, batch size {config.get('batch_size')}, learning rate {config.get('lr')}, seed "
-             f"{config.get('seed')}")
+    steps = (f"{config.get('steps')}, {config.get('step_batch')} examples a step, learning rate {config.get('lr')}, "
+             f"seed {config.get('seed')}")
     rows = "\n".join(f"| {layer} | {r:.4f} | {t:.4f} |" for layer, (r, t) in enumerate(zip(raw, tuned, strict=False)))
     return f"""---
 library_name: decoderlens

@@ -7,6 +7,7 @@ import functools
 import inspect
 import signal
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import fields, replace
@@ -102,11 +103,13 @@ def settings_of(cls: type[S], given: dict[str, Any]) -> S:
 
 @contextmanager
 def friendly_errors() -> Iterator[None]:
-    """Turn expected failures into a one-line message and exit code 2 instead of a traceback; SIGTERM stops like
-    Ctrl-C."""
+    """Turn expected failures into a one-line message and exit code 2 instead of a traceback, and warnings into
+    one line each; SIGTERM stops like Ctrl-C."""
     previous = signal.signal(signal.SIGTERM, _interrupt) if _main_thread() else None
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            yield
     except DecoderLensError as err:
         err_console.print(f"[bold red]error:[/bold red] {err}", markup=True, highlight=False)
         raise typer.Exit(2) from None
@@ -119,6 +122,10 @@ def friendly_errors() -> Iterator[None]:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _show_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    err_console.print(f"[bold yellow]warning:[/bold yellow] {message}", highlight=False)
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -10,9 +10,12 @@ an initialisation for ``kl``). SGD with Nesterov momentum and a linearly decayin
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import math
 import random
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,6 +30,7 @@ from decoderlens.errors import InputError
 from decoderlens.evaluation.data import DataSource, EvalRow, load_rows
 from decoderlens.evaluation.distributed import ProcessInfo, process_info
 from decoderlens.forcing import decoder_inputs, output_labels, target_labels, teacher_forced
+from decoderlens.inputs import describe
 from decoderlens.lenses import RAW, TunedLens
 from decoderlens.readout import top_outputs
 from decoderlens.settings import GenerationSettings, RuntimeSettings
@@ -66,7 +70,11 @@ class Tuner:
         self.problems = loaded.problems
         width = lens.adapter.encoder_width
         rank = settings.rank if settings.rank is not None else (None if width <= FULL_RANK_UP_TO else LOW_RANK)
+        if rank is not None and rank > width:
+            raise InputError(f"rank (--rank) {rank} is above the encoder's width {width}: give at most {width} (or "
+                             "leave it out for full rank)")
         self.translators = Translators(lens.num_layers, width, rank, seed=settings.seed).to(lens.device)
+        self.model_hash = model_fingerprint(lens.model, lens.adapter.encoder)
         self.lens_in_training = TunedLens(self.translators, name="tuned:training")
         self.labels = self._targets(self.train_rows + self.val_rows)
 
@@ -162,9 +170,31 @@ class Tuner:
             totals += self.layer_losses(self.batch(rows), translate).cpu() * len(rows)
         return [float(v) for v in totals / len(self.val_rows)]
 
+    def identity(self) -> dict[str, Any]:
+        """What a checkpoint must match to be resumed: the settings, the model, and the data's examples."""
+        digest = hashlib.sha256()
+        for row in self.train_rows + self.val_rows:
+            digest.update(json.dumps([row.id, describe(row.input, row.id), row.reference]).encode())
+        return {"settings": asdict(self.settings), "generation": asdict(self.generation),
+                "model_hash": self.model_hash, "data": digest.hexdigest()[:16]}
+
+    def _check_out(self, out_dir: Path) -> None:
+        """Refuse an output folder that holds finished translators of another model."""
+        config = out_dir / "config.json"
+        if not config.is_file():
+            return
+        try:
+            other = json.loads(config.read_text(encoding="utf-8")).get("model_hash")
+        except (OSError, ValueError, AttributeError):
+            other = None
+        if other != self.model_hash:
+            raise InputError(f"{out_dir} holds translators of another model (hash {other}; this one is "
+                             f"{self.model_hash}): choose another --out folder")
+
     def run(self, out_dir: Path, progress: bool = True) -> Translators:
         """Train (or resume) into ``out_dir``; returns the translators, also saved there with their card."""
         settings, lens = self.settings, self.lens
+        self._check_out(out_dir)
         started = time.monotonic()
         torch.manual_seed(settings.seed)
         raw = self.validation_kl(translate=False)
@@ -176,7 +206,7 @@ class Tuner:
             steps_done = self._train(out_dir, progress)
         tuned = self.validation_kl(translate=True)
         self.translators.info = {
-            "model": lens.name, "model_hash": model_fingerprint(lens.model, lens.adapter.encoder),
+            "model": lens.name, "model_hash": self.model_hash,
             "objective": objective, "init": settings.init, "control": settings.control, "data": self.data.path,
             "train_examples": len(self.train_rows), "val_examples": len(self.val_rows),
             "steps": steps_done, "step_batch": settings.step_batch, "lr": settings.lr, "seed": settings.seed,
@@ -184,6 +214,13 @@ class Tuner:
             "matrix_norms": [float(self.translators.matrix(layer).detach().norm()) for layer in range(lens.num_layers)],
             "seconds": time.monotonic() - started,
         }
+        worse = [layer for layer, (before, after) in enumerate(zip(raw, tuned, strict=True)) if after > before]
+        if sum(tuned) > sum(raw):  # the held-out objective ended worse than where it started
+            self.translators.info["worse_than_raw"] = worse
+        if sum(tuned) > sum(raw) and not settings.control:  # a control is meant to do no better
+            warnings.warn(f"these translators read layers {worse} worse than the raw lens on held-out data (validation "
+                          f"KL {sum(raw):.4g} raw, {sum(tuned):.4g} tuned in all): training went wrong (try a lower "
+                          "--lr or more --steps); the folder records it as worse_than_raw", stacklevel=2)
         self.translators.info["fingerprint"] = self.translators.fingerprint()
         if self.proc.is_main:
             self.translators.save_pretrained(out_dir)
@@ -197,14 +234,9 @@ class Tuner:
         optimizer = torch.optim.SGD(params, lr=settings.lr, momentum=0.9, nesterov=True)
         checkpoint = out_dir / "checkpoint.pt"
         step = 0
+        identity = self.identity()
         if checkpoint.exists():
-            state = torch.load(checkpoint, weights_only=False)
-            if state.get("settings") != asdict(settings):
-                raise InputError(f"{checkpoint} belongs to a run with other settings: use another --out folder or "
-                                 "delete it to start over")
-            self.translators.load_state_dict(state["translators"])
-            optimizer.load_state_dict(state["optimizer"])
-            step = int(state["step"])
+            step = self._resume(checkpoint, identity, optimizer)
         with _frozen(lens.model), tqdm(total=settings.steps, initial=step, desc="tune", unit="step",
                                        disable=not progress or not self.proc.is_main, dynamic_ncols=True) as bar:
             while step < settings.steps:
@@ -228,10 +260,43 @@ class Tuner:
                 if self.proc.is_main and (step % settings.checkpoint_every == 0 or step == settings.steps):
                     out_dir.mkdir(parents=True, exist_ok=True)
                     state = {"translators": self.translators.state_dict(), "optimizer": optimizer.state_dict(),
-                             "step": step, "settings": asdict(settings)}
-                    torch.save(state, checkpoint.with_suffix(".tmp"))
-                    checkpoint.with_suffix(".tmp").replace(checkpoint)
+                             "step": step, "identity": identity}
+                    _save_checkpoint(state, checkpoint)
         return step
+
+    def _resume(self, checkpoint: Path, identity: dict[str, Any], optimizer: torch.optim.Optimizer) -> int:
+        """Load a checkpoint of this very run (settings, model and data); returns its step."""
+        try:
+            state = torch.load(checkpoint, weights_only=False)
+            saved = state.get("identity") if isinstance(state, dict) else None
+        except Exception as err:  # torch raises many kinds for truncated or foreign files
+            raise InputError(f"{checkpoint} is damaged or not a tune checkpoint ({type(err).__name__}): delete it to "
+                             "start over") from None
+        if not isinstance(saved, dict):
+            raise InputError(f"{checkpoint} is not a checkpoint of decoderlens tune: delete it to start over")
+        changed = [name for name in identity if saved.get(name) != identity[name]]
+        if changed:
+            raise InputError(f"{checkpoint} belongs to a run with another {' and '.join(changed)}: use another --out "
+                             "folder, or delete it to start over")
+        try:
+            self.translators.load_state_dict(state["translators"])
+            optimizer.load_state_dict(state["optimizer"])
+            return int(state["step"])
+        except (KeyError, RuntimeError, ValueError, TypeError) as err:
+            raise InputError(f"{checkpoint} is damaged ({type(err).__name__}): delete it to start over") from None
+
+
+def _save_checkpoint(state: dict[str, Any], checkpoint: Path) -> None:
+    """Write a checkpoint whole or not at all: a full disk keeps the last good one and says so in one line."""
+    scratch = checkpoint.with_suffix(".tmp")
+    try:
+        torch.save(state, scratch)
+        scratch.replace(checkpoint)
+    except (OSError, RuntimeError) as err:
+        scratch.unlink(missing_ok=True)
+        kept = " (the last checkpoint is kept)" if checkpoint.exists() else ""
+        raise InputError(f"cannot write {checkpoint} ({err}){kept}: free some disk space and run the same command "
+                         "again to resume") from None
 
 
 def affine_least_squares(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
