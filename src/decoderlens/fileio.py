@@ -11,6 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from decoderlens.errors import InputError
+
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write a whole file atomically (a reader never sees a half-written file)."""
@@ -27,6 +29,26 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+FIGURE_FORMATS = ("png", "svg", "pdf")
+
+
+def check_output(path: Path | None, suffixes: tuple[str, ...], option: str) -> None:
+    """Refuse, before any work, an output file whose kind (suffix) cannot be written or whose folder cannot be
+    made, so that a late failure never loses a finished result."""
+    if path is None:
+        return
+    suffix = path.suffix.lower().lstrip(".")
+    if suffix not in suffixes:
+        raise InputError(f"{option} {path}: write a {', '.join('.' + s for s in suffixes)} file")
+    if path.is_dir():
+        raise InputError(f"{option} {path} is a folder: give a file name")
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not os.access(folder, os.W_OK):
+        raise InputError(f"{option} {path}: cannot write in {folder}")
 
 
 def json_line(record: dict[str, Any]) -> str:
@@ -106,3 +128,26 @@ def csv_text(records: list[dict[str, Any]]) -> str:
     for record in records:
         writer.writerow({k: " ".join(map(str, v)) if isinstance(v, list) else v for k, v in record.items()})
     return buffer.getvalue()
+
+
+def read_json(path: Path, fix: str) -> Any:
+    """A whole JSON file; an unreadable or damaged one is refused naming the file and ``fix`` (what to do)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise InputError(f"{path} cannot be read ({type(err).__name__}: {err}): {fix}") from None
+
+
+def read_json_lines(path: Path, fix: str) -> list[Any]:
+    """The complete JSON lines of a file that may end in a torn write; a damaged line is refused with its place."""
+    try:
+        lines, _ = read_complete_lines(path)
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(f"{path} cannot be read ({type(err).__name__}): {fix}") from None
+    records = []
+    for number, line in enumerate(lines, 1):
+        try:
+            records.append(json.loads(line))
+        except ValueError as err:
+            raise InputError(f"{path}:{number} is not a JSON record ({err.args[0]}): {fix}") from None
+    return records

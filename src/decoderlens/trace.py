@@ -5,6 +5,7 @@ continue from there, and measure how much of the clean answer's probability come
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -62,6 +63,15 @@ def _corruption(parts: ModelParts, item: Any, batch: dict[str, torch.Tensor], co
                 settings: TraceSettings) -> tuple[dict[str, torch.Tensor], torch.Tensor | None, str]:
     """The corrupted encoder inputs, the embedding noise (text) and a description of the corruption."""
     spec, samples, scale, seed = parts.adapter.spec, settings.samples, settings.noise_scale, settings.seed
+    if corrupt is not None and not isinstance(corrupt, str):
+        try:
+            start, end = (float(value) for value in corrupt)
+        except (TypeError, ValueError):
+            raise InputError(f"corrupt (--corrupt) must be (START, END), another input or None, got {corrupt!r}") \
+                from None
+        if not (math.isfinite(start) and math.isfinite(end)) or not 0 <= start < end:
+            raise InputError(f"corrupt (--corrupt) takes START:END with 0 <= START < END, both finite numbers, got "
+                             f"{start:g}:{end:g}")
     if isinstance(corrupt, str):
         other = parts.prepared([corrupt])
         if any(other[k].shape != batch[k].shape for k in batch if k in other):

@@ -8,6 +8,8 @@ from typing import Annotated
 import typer
 
 from decoderlens.cli.common import FormatChoice, FormatOpt, emit, err_console, friendly_errors
+from decoderlens.errors import InputError
+from decoderlens.fileio import FIGURE_FORMATS, check_output
 
 
 def compare_command(
@@ -22,6 +24,10 @@ def compare_command(
 ) -> None:
     """Compare two runs over the same examples: per layer and metric, B - A with a 95% paired bootstrap CI."""
     with friendly_errors():
+        check_output(plot, FIGURE_FORMATS, "--plot")
+        if isinstance(resamples, bool) or resamples < 100:
+            raise InputError(f"bootstrap_resamples (--bootstrap-resamples) must be at least 100 for a 95% interval, "
+                             f"got {resamples}")
         from decoderlens.evaluation.compare import compare
         from decoderlens.evaluation.folder import EvalFolder
         from decoderlens.fileio import atomic_write_text, csv_text, json_text
@@ -37,10 +43,6 @@ def compare_command(
             info = summary.metrics if summary else {}
             page = write_compare_html(result, info, reaching_tables(result), out / "compare.html")
             err_console.print(f"wrote {out / 'compare.json'} and {page}", highlight=False)
-        if plot is not None:
-            from decoderlens.presentation.plots import plot_comparison
-
-            err_console.print(f"wrote {plot_comparison(result, plot)}", highlight=False)
         if fmt is FormatChoice.json:
             emit(json_text(result.to_dict()), None)
         elif fmt is FormatChoice.csv:
@@ -51,3 +53,7 @@ def compare_command(
             console = Console()
             for table in comparison_tables(result, console.width):
                 console.print(table)
+        if plot is not None:
+            from decoderlens.presentation.plots import plot_comparison
+
+            err_console.print(f"wrote {plot_comparison(result, plot)}", highlight=False)

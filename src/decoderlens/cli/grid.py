@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from decoderlens.cli import common
+from decoderlens.fileio import check_output
 from decoderlens.settings import GenerationSettings, LoadSettings, RuntimeSettings
 
 
@@ -28,6 +29,7 @@ def grid_command(
     decoder for layers below the top)."""
     with common.friendly_errors():
         generation, runtime = common.settings_of(GenerationSettings, given), common.settings_of(RuntimeSettings, given)
+        check_output(html, ("html", "htm"), "--html")
         lens = common.load_lens(model, common.settings_of(LoadSettings, given), force)
         result = lens.grid([source], None if target is None else [target], generation=generation, runtime=runtime)
         if html is not None:

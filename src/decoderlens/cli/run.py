@@ -21,6 +21,7 @@ from decoderlens.cli.common import (
     show_result,
 )
 from decoderlens.errors import InputError
+from decoderlens.fileio import check_output
 from decoderlens.settings import GenerationSettings, LoadSettings, RuntimeSettings
 
 
@@ -67,6 +68,7 @@ def run(
         load = settings_of(LoadSettings, given)
         if not (inputs or audio or image):
             raise InputError("give at least one input (text, or --audio / --image files)")
+        check_output(html, ("html", "htm"), "--html")
         lens = load_lens(model, load, force)
         items = collect_inputs(lens, inputs or [], audio or [], image or [])
         result = lens.generate(items, generation=generation, runtime=runtime, progress=len(items) > 8)

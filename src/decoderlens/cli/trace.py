@@ -9,6 +9,7 @@ import typer
 
 from decoderlens.cli import common
 from decoderlens.errors import InputError
+from decoderlens.fileio import FIGURE_FORMATS, check_output
 from decoderlens.settings import GenerationSettings, LoadSettings, RuntimeSettings, TraceSettings
 
 
@@ -49,10 +50,13 @@ def trace_command(
         settings, load = common.settings_of(TraceSettings, given), common.settings_of(LoadSettings, given)
         if corrupt is not None and corrupt_with is not None:
             raise InputError("give --corrupt or --corrupt-with, not both")
+        check_output(plot, FIGURE_FORMATS, "--plot")
+        check_output(html, ("html", "htm"), "--html")
         span = parse_span(corrupt) if corrupt is not None else None
         lens = common.load_lens(model, load)
         result = lens.trace(source, answer, corrupt_with if corrupt_with is not None else span, trace=settings,
                             generation=generation, runtime=runtime)
+        common.show_result(result, fmt, output)  # the result first: drawing it can never lose it
         if html is not None:
             from decoderlens.presentation.report import trace_sections, write_analysis_html
 
@@ -62,4 +66,3 @@ def trace_command(
             from decoderlens.presentation.plots import plot_trace
 
             plot_trace(result, plot)
-        common.show_result(result, fmt, output)

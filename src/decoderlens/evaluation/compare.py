@@ -124,6 +124,15 @@ def compare(folder_a: Path, folder_b: Path, resamples: int = 1000, seed: int = 0
     if not shared:
         raise InputError(f"{folder_a} and {folder_b} have no example in common (by id): compare runs over the same "
                          "data")
+    examples_a = {r.id: (r.input, r.reference) for r in run_a.records}
+    examples_b = {r.id: (r.input, r.reference) for r in run_b.records}
+    differ = sorted(i for i in shared if examples_a[i] != examples_b[i])
+    if differ:
+        first = differ[0]
+        raise InputError(f"{folder_a} and {folder_b} hold different examples under the same ids ({len(differ)} of "
+                         f"{len(shared)}; e.g. {first!r}: input {examples_a[first][0]!r} against "
+                         f"{examples_b[first][0]!r}): compare runs over the same data (ids from an id field, not row "
+                         "numbers of different files)")
     if shared != ids_a or shared != ids_b:
         warnings.append(f"the runs share {len(shared)} of their {len(ids_a)} and {len(ids_b)} examples; compared on "
                         "those")

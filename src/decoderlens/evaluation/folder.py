@@ -22,7 +22,15 @@ from typing import Any
 
 from decoderlens.errors import InputError
 from decoderlens.evaluation.bootstrap import Estimate
-from decoderlens.fileio import append_lines, atomic_write_text, csv_text, json_line, read_complete_lines
+from decoderlens.fileio import (
+    append_lines,
+    atomic_write_text,
+    csv_text,
+    json_line,
+    read_complete_lines,
+    read_json,
+    read_json_lines,
+)
 from decoderlens.results import LayerReadout
 
 READOUTS = "readouts.jsonl"
@@ -214,6 +222,12 @@ class EvalFolder:
         return self.path / READOUTS
 
     @property
+    def damaged(self) -> str:
+        """What to do about a damaged file of this folder."""
+        return (f"run `decoderlens eval ... --out {self.path}` again to rebuild it (records are kept), or evaluate "
+                "into a new folder")
+
+    @property
     def summary_path(self) -> Path:
         return self.path / SUMMARY_JSON
 
@@ -226,7 +240,7 @@ class EvalFolder:
     def read_settings(self) -> dict[str, Any] | None:
         """The settings of the run that wrote this folder (``None`` before its first records)."""
         path = self.path / RUN_FILE
-        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+        return read_json(path, self.damaged) if path.exists() else None
 
     def check_settings(self, identity: dict[str, Any]) -> None:
         """Refuse to mix results of different settings in one folder."""
@@ -257,8 +271,11 @@ class EvalFolder:
         """The stored records; with ``layers``, only complete examples, and a torn or partial end is cut from
         the file so that appending continues cleanly."""
         path = path or self.readouts_path
-        lines, torn = read_complete_lines(path)
-        records = [ReadoutRecord.from_dict(json.loads(line)) for line in lines]
+        _, torn = read_complete_lines(path)
+        try:
+            records = [ReadoutRecord.from_dict(data) for data in read_json_lines(path, self.damaged)]
+        except (TypeError, AttributeError):
+            raise InputError(f"{path} holds records this version cannot read: {self.damaged}") from None
         if layers is None:
             return records
         keep = complete_examples(records, layers)
@@ -273,8 +290,11 @@ class EvalFolder:
 
     def grid_records(self) -> list[GridRecord]:
         """The stored 2-D lens records, one per example (the newest where a resumed run wrote one twice)."""
-        lines, _ = read_complete_lines(self.path / GRIDS)
-        by_id = {record["id"]: GridRecord(**record) for record in map(json.loads, lines)}
+        try:
+            by_id = {record["id"]: GridRecord(**record)
+                     for record in read_json_lines(self.path / GRIDS, self.damaged)}
+        except (KeyError, TypeError):
+            raise InputError(f"{self.path / GRIDS} holds records this version cannot read: {self.damaged}") from None
         return list(by_id.values())
 
     def require_records(self) -> list[ReadoutRecord]:
@@ -307,9 +327,10 @@ class EvalFolder:
         """The summary, or ``None`` when the run has not finished."""
         if not self.summary_path.exists():
             return None
+        data = read_json(self.summary_path, self.damaged)
         try:
-            return Summary.from_dict(json.loads(self.summary_path.read_text(encoding="utf-8")))
-        except (KeyError, TypeError) as err:
+            return Summary.from_dict(data)
+        except (KeyError, TypeError, AttributeError, ValueError) as err:
             raise InputError(f"{self.summary_path} is not a summary this version can read ({err}); run "
                              f"`decoderlens eval` again into a new folder") from None
 
