@@ -19,7 +19,7 @@ from decoderlens.evaluation.compare import Comparison
 from decoderlens.evaluation.folder import AnalysisTable, EvalFolder, GridRecord, MetricInfo, ReadoutRecord, Summary
 from decoderlens.evaluation.metrics import get_metric, get_normalizer
 from decoderlens.fileio import atomic_write_text
-from decoderlens.results import GridOutput, LensOutput, TraceOutput
+from decoderlens.results import GridOutput, LensOutput, ScoreOutput, TraceOutput
 from decoderlens.version import __version__
 
 GENERIC_FOLDER_NAMES = {"model", "models", "final", "best", "output", "outputs"}
@@ -220,6 +220,15 @@ def grid_sections(output: GridOutput) -> list[dict[str, Any]]:
                          "heatmaps": [heatmap_spec(example.matrix(), rows, columns, "Log-probability of the target")],
                          "tables": [asdict(tokens)]})
     return sections
+
+
+def score_views(output: ScoreOutput) -> list[dict[str, Any]]:
+    """Each example's teacher-forced scores as the pages draw them (``Lens.heatmap``: layers x target tokens), the
+    same keys the report's examples carry."""
+    return [{"input": example.input, "reference": example.target, "layers": [s.layer for s in example.layers],
+             "target_tokens": [t.token for t in example.layers[0].tokens] if example.layers else [],
+             "token_logprobs": [[round(t.logprob, 4) for t in s.tokens] for s in example.layers]}
+            for example in output]
 
 
 def trace_sections(trace: TraceOutput) -> list[dict[str, Any]]:

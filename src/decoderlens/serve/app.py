@@ -19,7 +19,7 @@ from decoderlens.decoder_head import DecoderHead
 from decoderlens.engine import DecoderLens
 from decoderlens.errors import DecoderLensError, InputError
 from decoderlens.lenses import RAW, Lens
-from decoderlens.presentation.report import display_name, render_page
+from decoderlens.presentation.report import display_name, grid_sections, render_page, score_views
 from decoderlens.serve.batcher import Batcher, Job, QueueFull
 from decoderlens.serve.door import BodyTooLarge, Door, allowed_hosts
 from decoderlens.serve.limits import ServeLimits
@@ -177,6 +177,14 @@ def create_app(lens: DecoderLens, runtime: RuntimeSettings | None = None, limits
     @app.post("/api/score")
     async def score(body: ScoreRequest) -> dict[str, Any]:  # type: ignore[valid-type]
         """Teacher-forced log-prob, rank, entropy and top-k of each target token at every selected layer."""
+        return (await scored(body)).to_dict()  # type: ignore[no-any-return]
+
+    @app.post("/api/score/view")
+    async def score_view(body: ScoreRequest) -> dict[str, Any]:  # type: ignore[valid-type]
+        """The scores as the pages draw them (the report's payload for each example)."""
+        return {"examples": score_views(await scored(body))}
+
+    async def scored(body: Any) -> Any:
         request: Any = body
         _check(request.inputs, None, limits, request.targets)
         if len(request.targets) != len(request.inputs):
@@ -185,11 +193,19 @@ def create_app(lens: DecoderLens, runtime: RuntimeSettings | None = None, limits
         generation = generation_of(request)
         lens.select(generation.layers)
         job = Job("score", list(request.inputs), generation, _lens(lens, request.lens), list(request.targets))
-        return (await batcher.submit(job)).to_dict()  # type: ignore[no-any-return]
+        return await batcher.submit(job)
 
     @app.post("/api/grid")
     async def grid(body: GridRequest) -> dict[str, Any]:  # type: ignore[valid-type]
         """The 2-D lens: every encoder layer x decoder layer, for each input's target."""
+        return (await gridded(body)).to_dict()  # type: ignore[no-any-return]
+
+    @app.post("/api/grid/view")
+    async def grid_view(body: GridRequest) -> dict[str, Any]:  # type: ignore[valid-type]
+        """The 2-D lens as the pages draw it (the sections of ``decoderlens grid --html``)."""
+        return {"sections": grid_sections(await gridded(body))}
+
+    async def gridded(body: Any) -> Any:
         request: Any = body
         _check(request.inputs, request.max_new_tokens, limits, request.targets)
         generation = generation_of(request)
@@ -198,7 +214,7 @@ def create_app(lens: DecoderLens, runtime: RuntimeSettings | None = None, limits
         lens.select(generation.layers)
         DecoderHead(lens.model)  # refuses unmapped decoders as a 400
         job = Job("grid", list(request.inputs), generation, _lens(lens, request.lens), request.targets)
-        return (await batcher.submit(job)).to_dict()  # type: ignore[no-any-return]
+        return await batcher.submit(job)
 
     return app
 

@@ -35,6 +35,12 @@ def server(logic_lens: DecoderLens) -> Iterator[tuple[str, Any]]:
         yield running
 
 
+def _post_json(url: str, path: str, body: dict[str, Any]) -> Any:
+    response = httpx.post(f"{url}{path}", json=body, timeout=60)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
 def cli_json(*args: str) -> dict[str, Any]:
     result = CliRunner().invoke(cli, ["run", str(shipped_model_path()), *args, "--format", "json"])
     assert result.exit_code == 0, result.stderr
@@ -124,6 +130,12 @@ def test_score_grid_and_files_to_a_text_model(server: tuple[str, Any], logic_len
     assert grid.status_code == 200
     assert grid.json() == json.loads(logic_lens.grid(["& a b"], layers="0,-1").to_json())
     assert len(grid.json()["examples"][0]["cells"]) == 2 * 6
+    from decoderlens.presentation.report import grid_sections, score_views
+
+    views = _post_json(url, "/api/score/view", {"inputs": ["& a b"], "targets": ["a 1 b 1 c 0 d 0 e 0"]})
+    assert views == {"examples": score_views(logic_lens.score(["& a b"], ["a 1 b 1 c 0 d 0 e 0"]))}
+    sections = _post_json(url, "/api/grid/view", {"inputs": ["& a b"], "layers": "0,-1"})
+    assert sections == json.loads(json.dumps({"sections": grid_sections(logic_lens.grid(["& a b"], layers="0,-1"))}))
     files = httpx.post(f"{url}/api/readout", files={"files": ("a.wav", b"RIFF")}, timeout=60)
     assert files.status_code == 400 and "text model" in files.json()["error"]
     mismatch = httpx.post(f"{url}/api/score", json={"inputs": ["& a b"], "targets": ["a 1", "b 1"]}, timeout=60)
@@ -210,8 +222,11 @@ def test_the_page_in_a_real_browser(server: tuple[str, Any], tmp_path: Path) -> 
         page.fill("#target", expected)
         page.click("#score")
         page.wait_for_selector("#extras .heat table")
+        shown = page.locator("#extras .heat table tr").count()
+        assert shown == 1 + 7, "the score heatmap has a row per layer under its header"
         page.click("#grid")
         page.wait_for_selector("#extras table.heatmap")
+        assert page.locator("#extras section.analysis-section").count() == 1  # the grid --html page's section
         page.screenshot(path=str(tmp_path / "explorer.png"))
         assert errors == []
         assert all(r.startswith(url) for r in requests), requests

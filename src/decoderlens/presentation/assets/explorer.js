@@ -105,12 +105,9 @@
     if (!inputs.length || !target) { status("give an input and a target to score", true); return; }
     const body = {inputs, targets: [target], layers: settings().layers};
     if (settings().tgt_lang) body.tgt_lang = settings().tgt_lang;
-    const data = await post("/api/score", body);
+    const data = await post("/api/score/view", body);
     if (!data) return;
-    const ex = data.examples[0];
-    const view = {layers: ex.layers.map(l => l.layer), target_tokens: ex.layers[0].tokens.map(t => t.token),
-      token_logprobs: ex.layers.map(l => l.tokens.map(t => t.logprob))};
-    $("extras").replaceChildren(el("h2", {}, `Scores of "${target}"`), Lens.heatmap(view, null));
+    $("extras").replaceChildren(el("h2", {}, `Scores of "${target}"`), Lens.heatmap(data.examples[0], null));
     status("scored");
   }
   async function grid() {
@@ -118,14 +115,9 @@
     if (!inputs.length) { status("give an input", true); return; }
     const body = {inputs, layers: settings().layers};
     if (target) body.targets = [target];
-    const data = await post("/api/grid", body);
+    const data = await post("/api/grid/view", body);
     if (!data) return;
-    const ex = data.examples[0];
-    const rows = [...new Set(ex.cells.map(c => c.encoder_layer))].sort((a, b) => a - b);
-    const columns = [...new Set(ex.cells.map(c => c.decoder_layer))].sort((a, b) => a - b);
-    const cell = (e, d) => ex.cells.find(c => c.encoder_layer === e && c.decoder_layer === d).logprob;
-    $("extras").replaceChildren(el("h2", {}, `2-D lens of "${ex.target}"`), Lens.drawHeatmap({rows, columns,
-      rowLabel: "encoder layer", columnLabel: "decoder layer", values: rows.map(e => columns.map(d => cell(e, d))), digits: 2}));
+    $("extras").replaceChildren(...data.sections.map(Lens.renderSection));
     status("2-D lens done");
   }
 

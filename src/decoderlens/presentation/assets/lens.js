@@ -224,6 +224,16 @@ const Lens = (() => {
     return (tables || []).length;
   }
 
+  /* A section of an analysis ({title, caption, heatmaps, tables}): the 2-D lens, a trace. */
+  function renderSection(section) {
+    const part = el("section", {class: "analysis-section"}, el("h2", {dir: "auto"}, section.title));
+    if (section.caption) part.append(el("div", {class: "sub", dir: "auto"}, section.caption));
+    (section.heatmaps || []).forEach(spec => part.append(el("div", {class: "panel wide"}, drawHeatmap(spec))));
+    const tables = el("div", {class: "panels"});
+    if (renderTables(tables, section.tables)) part.append(tables);
+    return part;
+  }
+
   return {PALETTE, el, svg, fmt, plural, niceTicks, drawCurves, tokens, heatmap, drawHeatmap, renderExample,
-    renderTables};
+    renderTables, renderSection};
 })();
