@@ -7,6 +7,8 @@ import os
 import pytest
 import torch
 
+from decoderlens import DecoderLens
+from decoderlens.logic import shipped_model_path
 from support.models import FAMILIES
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -16,3 +18,9 @@ torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", 0)) or max(1, min(2,
 @pytest.fixture(params=FAMILIES)
 def family(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def logic_lens() -> DecoderLens:
+    """The shipped logic model (read-only in tests, shared by all)."""
+    return DecoderLens.from_pretrained(str(shipped_model_path()), device="cpu")

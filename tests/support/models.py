@@ -4,6 +4,7 @@ each family's modality."""
 from __future__ import annotations
 
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from decoderlens import DecoderLens
@@ -35,3 +36,12 @@ def generation_options(family: str) -> dict[str, Any]:
     return {"tgt_lang": TARGET_LANGUAGE[family]} if family in TARGET_LANGUAGE else {}
 
 
+
+
+def formulas_file(folder: Path, count: int, seed: int, prefix: str = "f-") -> Path:
+    """A JSONL file of ``count`` seeded logic formulas with majority targets (``formula``/``target`` fields)."""
+    from decoderlens.logic.data import generate_examples, write_jsonl
+
+    path = folder / f"formulas-{seed}.jsonl"
+    write_jsonl(generate_examples(count, seed=seed, prefix=prefix, target="majority"), path)
+    return path

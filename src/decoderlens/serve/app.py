@@ -175,16 +175,9 @@ def create_app(lens: DecoderLens, runtime: RuntimeSettings | None = None, limits
         return StreamingResponse(lines(), media_type="application/x-ndjson")
 
     @app.post("/api/score")
-    async def score(body: ScoreRequest) -> dict[str, Any]:  # type: ignore[valid-type]
-        """Teacher-forced log-prob, rank, entropy and top-k of each target token at every selected layer."""
-        return (await scored(body)).to_dict()  # type: ignore[no-any-return]
-
-    @app.post("/api/score/view")
-    async def score_view(body: ScoreRequest) -> dict[str, Any]:  # type: ignore[valid-type]
-        """The scores as the pages draw them (the report's payload for each example)."""
-        return {"examples": score_views(await scored(body))}
-
-    async def scored(body: Any) -> Any:
+    async def score(body: ScoreRequest, view: bool = False) -> dict[str, Any]:  # type: ignore[valid-type]
+        """Teacher-forced log-prob, rank, entropy and top-k of each target token at every selected layer
+        (``?view=true``: as the pages draw them, the report's payload for each example)."""
         request: Any = body
         _check(request.inputs, None, limits, request.targets)
         if len(request.targets) != len(request.inputs):
@@ -193,19 +186,13 @@ def create_app(lens: DecoderLens, runtime: RuntimeSettings | None = None, limits
         generation = generation_of(request)
         lens.select(generation.layers)
         job = Job("score", list(request.inputs), generation, _lens(lens, request.lens), list(request.targets))
-        return await batcher.submit(job)
+        output = await batcher.submit(job)
+        return {"examples": score_views(output)} if view else output.to_dict()  # type: ignore[no-any-return]
 
     @app.post("/api/grid")
-    async def grid(body: GridRequest) -> dict[str, Any]:  # type: ignore[valid-type]
-        """The 2-D lens: every encoder layer x decoder layer, for each input's target."""
-        return (await gridded(body)).to_dict()  # type: ignore[no-any-return]
-
-    @app.post("/api/grid/view")
-    async def grid_view(body: GridRequest) -> dict[str, Any]:  # type: ignore[valid-type]
-        """The 2-D lens as the pages draw it (the sections of ``decoderlens grid --html``)."""
-        return {"sections": grid_sections(await gridded(body))}
-
-    async def gridded(body: Any) -> Any:
+    async def grid(body: GridRequest, view: bool = False) -> dict[str, Any]:  # type: ignore[valid-type]
+        """The 2-D lens: every encoder layer x decoder layer, for each input's target (``?view=true``: as the pages
+        draw it, the sections of ``decoderlens grid --html``)."""
         request: Any = body
         _check(request.inputs, request.max_new_tokens, limits, request.targets)
         generation = generation_of(request)
@@ -214,7 +201,8 @@ def create_app(lens: DecoderLens, runtime: RuntimeSettings | None = None, limits
         lens.select(generation.layers)
         DecoderHead(lens.model)  # refuses unmapped decoders as a 400
         job = Job("grid", list(request.inputs), generation, _lens(lens, request.lens), request.targets)
-        return await batcher.submit(job)
+        output = await batcher.submit(job)
+        return {"sections": grid_sections(output)} if view else output.to_dict()  # type: ignore[no-any-return]
 
     return app
 

@@ -11,11 +11,10 @@ import torch
 from decoderlens import DecoderLens, GenerationSettings, InputError, RuntimeSettings
 from decoderlens.evaluation.data import DataSource
 from decoderlens.logic import shipped_model_path
-from decoderlens.logic.data import generate_examples, write_jsonl
 from decoderlens.translators import Translators, model_fingerprint
 from decoderlens.tuned.settings import TuneSettings
 from decoderlens.tuned.training import Tuner, affine_least_squares
-from support.models import FAMILIES, generation_options, lens_for, sample_inputs
+from support.models import FAMILIES, formulas_file, generation_options, lens_for, sample_inputs
 
 
 def zero_translators(lens: DecoderLens, rank: int | None = None) -> Translators:
@@ -47,14 +46,7 @@ def test_least_squares_recovers_a_known_affine_map() -> None:
 
 @pytest.fixture(scope="module")
 def logic_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("tune") / "formulas.jsonl"
-    write_jsonl(generate_examples(360, seed=41, prefix="t-", target="majority"), path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def logic_lens() -> DecoderLens:
-    return DecoderLens.from_pretrained(str(shipped_model_path()), device="cpu")
+    return formulas_file(tmp_path_factory.mktemp("tune"), 360, seed=41, prefix="t-")
 
 
 def _tuner(lens: DecoderLens, data: Path, **kw: object) -> Tuner:

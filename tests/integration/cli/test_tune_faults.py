@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from decoderlens.cli.app import app
 from decoderlens.logic import shipped_model_path
-from decoderlens.logic.data import generate_examples, write_jsonl
 from decoderlens.testing import tiny_model, tiny_processor
+from support.models import formulas_file
 
 MODEL = str(shipped_model_path())
 FAST = ["--steps", "4", "--step-batch", "8", "--validation", "8", "--max-new-tokens", "12", "--input-field",
@@ -29,9 +29,7 @@ def run(*args: str) -> tuple[int, str]:
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("tune") / "formulas.jsonl"
-    write_jsonl(generate_examples(40, seed=3, prefix="f-", target="majority"), path)
-    return path
+    return formulas_file(tmp_path_factory.mktemp("tune"), 40, seed=3)
 
 
 @pytest.fixture(scope="module")
@@ -123,8 +121,7 @@ def test_a_damaged_checkpoint_is_refused_and_a_foreign_one_is_not_resumed(data: 
     from decoderlens.tuned.settings import TuneSettings
     from decoderlens.tuned.training import Tuner, _save_checkpoint
 
-    other = tmp_path / "other.jsonl"
-    write_jsonl(generate_examples(40, seed=99, prefix="g-", target="majority"), other)
+    other = formulas_file(tmp_path, 40, seed=99, prefix="g-")
     tuner = Tuner(DecoderLens.from_pretrained(MODEL, device="cpu"), DataSource(str(other), input_field="formula"),
                   TuneSettings(steps=4, step_batch=8, validation=8, checkpoint_every=2),
                   GenerationSettings(max_new_tokens=12), RuntimeSettings())

@@ -15,15 +15,9 @@ from typer.testing import CliRunner
 
 from decoderlens import DecoderLens
 from decoderlens.cli.app import app as cli
-from decoderlens.logic import shipped_model_path
 from decoderlens.serve.door import allowed_hosts, host_name
 from decoderlens.testing import sample_waveforms, tiny_model, tiny_processor
 from support.serving import serving
-
-
-@pytest.fixture(scope="module")
-def logic_lens() -> DecoderLens:
-    return DecoderLens.from_pretrained(str(shipped_model_path()), device="cpu")
 
 
 @pytest.fixture(scope="module")

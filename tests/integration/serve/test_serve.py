@@ -24,11 +24,6 @@ FORMULAS = ["& a b", "| ! c d", "xor a <-> b c", "! ! e", "& | a b ! c", "<-> d 
 
 
 @pytest.fixture(scope="module")
-def logic_lens() -> DecoderLens:
-    return DecoderLens.from_pretrained(str(shipped_model_path()), device="cpu")
-
-
-@pytest.fixture(scope="module")
 def server(logic_lens: DecoderLens) -> Iterator[tuple[str, Any]]:
     with serving(logic_lens, max_wait_ms=40.0, max_inputs=8, max_input_chars=200, max_new_tokens_limit=32,
                  max_body_bytes=5000) as running:
@@ -132,9 +127,9 @@ def test_score_grid_and_files_to_a_text_model(server: tuple[str, Any], logic_len
     assert len(grid.json()["examples"][0]["cells"]) == 2 * 6
     from decoderlens.presentation.report import grid_sections, score_views
 
-    views = _post_json(url, "/api/score/view", {"inputs": ["& a b"], "targets": ["a 1 b 1 c 0 d 0 e 0"]})
+    views = _post_json(url, "/api/score?view=true", {"inputs": ["& a b"], "targets": ["a 1 b 1 c 0 d 0 e 0"]})
     assert views == {"examples": score_views(logic_lens.score(["& a b"], ["a 1 b 1 c 0 d 0 e 0"]))}
-    sections = _post_json(url, "/api/grid/view", {"inputs": ["& a b"], "layers": "0,-1"})
+    sections = _post_json(url, "/api/grid?view=true", {"inputs": ["& a b"], "layers": "0,-1"})
     assert sections == json.loads(json.dumps({"sections": grid_sections(logic_lens.grid(["& a b"], layers="0,-1"))}))
     files = httpx.post(f"{url}/api/readout", files={"files": ("a.wav", b"RIFF")}, timeout=60)
     assert files.status_code == 400 and "text model" in files.json()["error"]

@@ -105,7 +105,7 @@
     if (!inputs.length || !target) { status("give an input and a target to score", true); return; }
     const body = {inputs, targets: [target], layers: settings().layers};
     if (settings().tgt_lang) body.tgt_lang = settings().tgt_lang;
-    const data = await post("/api/score/view", body);
+    const data = await post("/api/score?view=true", body);
     if (!data) return;
     $("extras").replaceChildren(el("h2", {}, `Scores of "${target}"`), Lens.heatmap(data.examples[0], null));
     status("scored");
@@ -115,7 +115,7 @@
     if (!inputs.length) { status("give an input", true); return; }
     const body = {inputs, layers: settings().layers};
     if (target) body.targets = [target];
-    const data = await post("/api/grid/view", body);
+    const data = await post("/api/grid?view=true", body);
     if (!data) return;
     $("extras").replaceChildren(...data.sections.map(Lens.renderSection));
     status("2-D lens done");
