@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import sys
+import threading
 from typing import Annotated, Any
 
 import typer
@@ -13,6 +16,8 @@ from decoderlens.serve.limits import ServeLimits
 from decoderlens.settings import LoadSettings, RuntimeSettings
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+GRACE_SECONDS = 5
+"""How long a stopping server waits for the requests in flight."""
 
 
 @common.settings_options(RuntimeSettings, LoadSettings, ServeLimits, skip=("batch_size",))
@@ -52,10 +57,22 @@ def serve_command(
             common.err_console.print(f"decoderlens serve: {lens.name} on http://{shown}:{bound}/ (API docs at "
                                      f"/docs); limits: {limits.describe()}", highlight=False)
             config = uvicorn.Config(create_app(lens, runtime, limits, host), log_level="warning",
-                                    timeout_graceful_shutdown=5)
+                                    timeout_graceful_shutdown=GRACE_SECONDS)
             uvicorn.Server(config).run(sockets=[listener])
-        finally:
+        finally:  # also when the stop arrives as an interrupt (uvicorn raises the captured signal again)
             listener.close()
+            stop_work_in_flight()
+
+
+def stop_work_in_flight() -> None:
+    """After the server stopped (Ctrl-C, SIGTERM), work still running in a worker thread is dropped rather than
+    awaited: the process ends within the grace period, not when a long request would have finished."""
+    busy = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon and t.is_alive()]
+    if busy:
+        common.err_console.print("decoderlens serve: stopped; the work in flight was dropped", highlight=False)
+        sys.stderr.flush()
+        sys.stdout.flush()
+        os._exit(0)
 
 
 def listen(host: str, port: int) -> socket.socket:

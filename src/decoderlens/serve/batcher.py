@@ -9,6 +9,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -85,6 +86,9 @@ class Batcher:
         self.stats = Stats()
         self._wakeup: asyncio.Event | None = None
         self._lock = threading.Lock()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decoderlens-serve")
+        """The engine runs here, apart from the event loop's default executor, which a stopping loop would wait
+        for: a stopping server never waits on a long request (``cli.serve.stop_work_in_flight``)."""
 
     async def submit(self, job: Job) -> Any:
         """Queue a job and wait for its result (``QueueFull`` when too many wait)."""
@@ -113,7 +117,8 @@ class Batcher:
             if not group:
                 continue
             try:
-                results = await asyncio.to_thread(self._execute, group, asyncio.get_running_loop())
+                loop = asyncio.get_running_loop()
+                results = await loop.run_in_executor(self._executor, self._execute, group, loop)
             except Exception as err:  # every job of the group learns why; the server keeps running
                 for job in group:
                     if not job.future.done():

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from decoderlens import DecoderLens
 from decoderlens.cli.app import app as cli
+from decoderlens.logic import shipped_model_path
 from decoderlens.serve.door import allowed_hosts, host_name
 from decoderlens.testing import sample_waveforms, tiny_model, tiny_processor
 from support.serving import serving
@@ -138,3 +139,50 @@ def test_a_port_in_use_is_said_before_the_model_loads() -> None:
         port = taken.getsockname()[1]
         result = CliRunner().invoke(cli, ["serve", "/no/such/model", "--port", str(port)])
     assert result.exit_code == 2 and f"cannot listen on 127.0.0.1:{port}" in result.stderr, result.stderr
+
+
+def test_sigterm_with_work_in_flight_stops_within_the_grace_period(tmp_path: Path) -> None:
+    """A real ``decoderlens serve`` process on a free port: a long request is running when SIGTERM arrives, and
+    the process ends within the grace period (plus start-up slack), not when the request would have finished."""
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    from decoderlens.cli.serve import GRACE_SECONDS
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "decoderlens", "serve", str(shipped_model_path()), "--port", "0",
+                             "--max-work", "10000000", "--max-inputs", "64"],
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        match = re.search(r"on http://127\.0\.0\.1:(\d+)/", line)
+        assert match, line
+        url = f"http://127.0.0.1:{match.group(1)}"
+        body = {"inputs": ["& a | b ! c xor d e"] * 64, "num_beams": 32, "max_new_tokens": 80, "layers": "all"}
+        answers: list[Any] = []
+
+        def ask() -> None:
+            try:
+                answers.append(httpx.post(f"{url}/api/readout", json=body, timeout=120).status_code)
+            except httpx.HTTPError as err:
+                answers.append(type(err).__name__)
+
+        client = threading.Thread(target=ask)
+        client.start()
+        time.sleep(2.0)  # the request is being decoded
+        assert not answers, "the long request finished too soon to test anything"
+        stopped = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=GRACE_SECONDS + 20)
+        assert time.monotonic() - stopped < GRACE_SECONDS + 10
+        client.join(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
