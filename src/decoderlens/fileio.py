@@ -138,10 +138,11 @@ def read_json(path: Path, fix: str) -> Any:
         raise InputError(f"{path} cannot be read ({type(err).__name__}: {err}): {fix}") from None
 
 
-def read_json_lines(path: Path, fix: str) -> list[Any]:
-    """The complete JSON lines of a file that may end in a torn write; a damaged line is refused with its place."""
+def read_json_lines(path: Path, fix: str) -> tuple[list[Any], bool]:
+    """The complete JSON lines of a file that may end in a torn write, and whether it did; a damaged line is
+    refused with its place."""
     try:
-        lines, _ = read_complete_lines(path)
+        lines, torn = read_complete_lines(path)
     except (OSError, UnicodeDecodeError) as err:
         raise InputError(f"{path} cannot be read ({type(err).__name__}): {fix}") from None
     records = []
@@ -150,4 +151,4 @@ def read_json_lines(path: Path, fix: str) -> list[Any]:
             records.append(json.loads(line))
         except ValueError as err:
             raise InputError(f"{path}:{number} is not a JSON record ({err.args[0]}): {fix}") from None
-    return records
+    return records, torn

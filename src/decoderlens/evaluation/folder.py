@@ -27,7 +27,6 @@ from decoderlens.fileio import (
     atomic_write_text,
     csv_text,
     json_line,
-    read_complete_lines,
     read_json,
     read_json_lines,
 )
@@ -271,9 +270,9 @@ class EvalFolder:
         """The stored records; with ``layers``, only complete examples, and a torn or partial end is cut from
         the file so that appending continues cleanly."""
         path = path or self.readouts_path
-        _, torn = read_complete_lines(path)
+        rows, torn = read_json_lines(path, self.damaged)
         try:
-            records = [ReadoutRecord.from_dict(data) for data in read_json_lines(path, self.damaged)]
+            records = [ReadoutRecord.from_dict(data) for data in rows]
         except (TypeError, AttributeError):
             raise InputError(f"{path} holds records this version cannot read: {self.damaged}") from None
         if layers is None:
@@ -292,7 +291,7 @@ class EvalFolder:
         """The stored 2-D lens records, one per example (the newest where a resumed run wrote one twice)."""
         try:
             by_id = {record["id"]: GridRecord(**record)
-                     for record in read_json_lines(self.path / GRIDS, self.damaged)}
+                     for record in read_json_lines(self.path / GRIDS, self.damaged)[0]}
         except (KeyError, TypeError):
             raise InputError(f"{self.path / GRIDS} holds records this version cannot read: {self.damaged}") from None
         return list(by_id.values())

@@ -152,7 +152,11 @@ def _compare_case(runs: dict[str, Path], tmp_path: Path, case: str) -> list[str]
     if case == "a-file":
         (tmp_path / "f.txt").write_text("x")
         return [a, str(tmp_path / "f.txt")]
-    if case in ("garbage-summary", "torn-summary", "no-summary", "garbage-readouts"):
+    if case == "out-is-a-file":
+        (tmp_path / "taken").write_text("x")
+        return [a, b, "--out", str(tmp_path / "taken")]
+    if case in ("garbage-summary", "torn-summary", "no-summary", "garbage-readouts", "summary-is-a-list",
+                "summary-of-another-version", "record-without-layer", "readouts-not-utf8"):
         copy = tmp_path / "copy"
         shutil.copytree(runs["b"], copy)
         if case == "garbage-summary":
@@ -161,6 +165,15 @@ def _compare_case(runs: dict[str, Path], tmp_path: Path, case: str) -> list[str]
             (copy / "summary.json").write_text((copy / "summary.json").read_text()[:40])
         elif case == "no-summary":
             (copy / "summary.json").unlink()
+        elif case == "summary-is-a-list":
+            (copy / "summary.json").write_text("[]")
+        elif case == "summary-of-another-version":
+            data = json.loads((copy / "summary.json").read_text())
+            (copy / "summary.json").write_text(json.dumps({k: v for k, v in data.items() if k != "layers"}))
+        elif case == "record-without-layer":
+            (copy / "readouts.jsonl").write_text(json.dumps({"id": "0", "input": "x", "output": "y"}) + "\n")
+        elif case == "readouts-not-utf8":
+            (copy / "readouts.jsonl").write_bytes(b'{"id": "\xff\xfe"}\n')
         else:
             (copy / "readouts.jsonl").write_text("not json at all\n")
         return [a, str(copy)]
@@ -178,6 +191,12 @@ COMPARE_CASES = [
     ("no-summary", [], "summary.json"),
     ("garbage-readouts", [], "readouts.jsonl"),
     ("other-data", [], "hold different examples under the same ids"),
+    ("summary-is-a-list", [], "summary.json"),
+    ("summary-of-another-version", [], "summary.json"),
+    ("record-without-layer", [], "readouts.jsonl"),
+    ("readouts-not-utf8", [], "readouts.jsonl"),
+    ("out-is-a-file", [], "taken"),
+    ("same", ["--bootstrap-resamples", "99"], "must be at least 100"),
     ("same", ["--bootstrap-resamples", "0"], "must be at least 100"),
     ("same", ["--bootstrap-resamples", "-5"], "must be at least 100"),
     ("same", ["--bootstrap-resamples", "10"], "must be at least 100"),
