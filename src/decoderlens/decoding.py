@@ -214,6 +214,7 @@ def run_generate(
     if prefix is None:
         prefix = torch.tensor([plan.prompt], device=rows.states.device).repeat(len(rows), 1)
     kwargs = plan.generate_options(**overrides)
+    kwargs.setdefault("max_length", None)  # the length is max_new_tokens alone (no warning that both are set)
     if rows.mask is not None:
         kwargs["attention_mask"] = rows.mask
     if plan.source_rules and rows.input_ids is not None:

@@ -42,3 +42,39 @@ def test_the_shipped_logic_model_refuses_its_81st_target_token() -> None:
         lens.score(["& a b"], [" ".join(["a 1"] * 40)])
     with pytest.raises(InputError, match="target #0 is 81 tokens long"):
         lens.grid(["& a b"], [" ".join(["a 1"] * 40)])
+
+
+@pytest.mark.parametrize("family", ["whisper", "fsmt", "bart"])
+def test_a_configured_max_length_brings_no_warning_or_change(family: str) -> None:
+    """Checkpoints often set ``max_length`` in their generation config; the engine's length is ``max_new_tokens``
+    alone, so transformers' "both have been set" warning must not reach the user, and tokens do not change."""
+    import logging
+
+    from transformers.utils import logging as hf_logging
+
+    class Collect(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__()
+            self.messages: list[str] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.messages.append(record.getMessage())
+
+    lens = lens_for(family)
+    items = sample_inputs(family, count=2)
+    options = {**generation_options(family), **({"language": "en"} if family == "whisper" else {})}
+    before = lens.generate(items, max_new_tokens=5, decoding="one-call", **options)
+    config, seen, library = lens.model.generation_config, Collect(), logging.getLogger("transformers")
+    saved, config.max_length = config.max_length, 448
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_warning()
+    library.addHandler(seen)
+    try:
+        after = lens.generate(items, max_new_tokens=5, decoding="one-call", **options)
+        rounds = lens.generate(items, max_new_tokens=5, decoding="generate", first_round=2, **options)
+    finally:
+        library.removeHandler(seen)
+        config.max_length = saved
+        hf_logging.set_verbosity(verbosity)
+    assert not [m for m in seen.messages if "seem to have been set" in m], seen.messages
+    assert after.to_json() == before.to_json() == rounds.to_json()
