@@ -23,6 +23,7 @@ from decoderlens.architectures import resolve_architecture
 from decoderlens.errors import InputError
 from decoderlens.inputs import get_tokenizer
 from decoderlens.settings import check_choice, check_device
+from decoderlens.shipped import resolve_model_name
 
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
           "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
@@ -99,8 +100,9 @@ def load_model_and_processor(
     """Load the model (in eval mode, on ``device``) and its tokenizer or processor.
 
     ``device_map`` (e.g. ``"auto"``) spreads a model too large for one GPU over all visible GPUs (and CPU
-    memory) through accelerate, in place of ``device``.
+    memory) through accelerate, in place of ``device``. A shipped model's short name (``logic``) is accepted.
     """
+    name_or_path = resolve_model_name(name_or_path)
     folder = local_folder(name_or_path)
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)

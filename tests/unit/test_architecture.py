@@ -76,8 +76,8 @@ def test_a_cycle_would_be_found() -> None:
 
 
 LAYERS: list[tuple[str, ...]] = [
-    ("errors", "version", "fileio", "formats", "limits", "scheduling", "budget", "layers", "evaluation.bootstrap",
-     "evaluation.distributed", "logic.formulas"),
+    ("errors", "version", "fileio", "formats", "shipped", "limits", "scheduling", "budget", "layers",
+     "evaluation.bootstrap", "evaluation.distributed", "logic.formulas"),
     ("settings", "architectures", "translators", "results"),
     ("inputs", "lenses", "greedy_loop", "tuned.settings", "evaluation.metrics", "evaluation.folder"),
     ("adapter", "loading", "decoding", "decoder_head", "model_parts", "testing"),

@@ -10,6 +10,7 @@ from decoderlens.cli.compare import compare_command
 from decoderlens.cli.eval import eval_command
 from decoderlens.cli.grid import grid_command
 from decoderlens.cli.logic import demo, logic_app
+from decoderlens.cli.models import models_command
 from decoderlens.cli.report import plot, report
 from decoderlens.cli.run import run
 from decoderlens.cli.score import score
@@ -52,6 +53,7 @@ app.command("tune")(tune_command)
 app.command("compare")(compare_command)
 app.command("serve")(serve_command)
 app.command("demo")(demo)
+app.command("models")(models_command)
 app.add_typer(logic_app, name="logic")
 
 

@@ -28,11 +28,15 @@ FreshOpt = Annotated[bool, typer.Option("--fresh", help="Start afresh instead of
 
 def read_out_logic_model(out: Path, examples: int, model: Path | None, num_beams: int, fresh: bool) -> None:
     """Read out every layer of a logic model (the shipped one when ``model`` is None) on held-out formulas."""
+    from decoderlens.logic import shipped_model_path
     from decoderlens.logic.demo import run_demo
+    from decoderlens.shipped import resolve_model_name
 
     with friendly_errors():
         quiet_transformers()
-        run_demo(out, examples, model_path=model, fresh=fresh, num_beams=num_beams)
+        path = None if model is None else Path(resolve_model_name(str(model)))
+        run_demo(out, examples, model_path=None if path == shipped_model_path() else path, fresh=fresh,
+                 num_beams=num_beams)
 
 
 def demo(

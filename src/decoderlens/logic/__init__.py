@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from importlib.resources import files
 from pathlib import Path
+
+from decoderlens.shipped import SHIPPED
 
 
 def shipped_model_path() -> Path:
-    """Folder of the logic model that ships inside the package (``save_pretrained`` layout)."""
-    return Path(str(files("decoderlens") / "assets" / "logic-model"))
+    """Folder of the logic model that ships inside the package (``save_pretrained`` layout; short name ``logic``)."""
+    return SHIPPED["logic"].path
