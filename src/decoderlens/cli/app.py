@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -42,18 +43,14 @@ def _main(
     """Read out every encoder layer of an encoder-decoder Transformer through its own decoder."""
 
 
-app.command("run")(run)
-app.command("score")(score)
-app.command("eval")(eval_command)
-app.command("report")(report)
-app.command("plot")(plot)
-app.command("grid")(grid_command)
-app.command("trace")(trace_command)
-app.command("tune")(tune_command)
-app.command("compare")(compare_command)
-app.command("serve")(serve_command)
-app.command("demo")(demo)
-app.command("models")(models_command)
+COMMANDS: dict[str, Callable[..., None]] = {
+    "run": run, "score": score, "eval": eval_command, "report": report, "plot": plot, "grid": grid_command,
+    "trace": trace_command, "tune": tune_command, "compare": compare_command, "serve": serve_command, "demo": demo,
+    "models": models_command,
+}
+"""The commands, in the order ``--help`` lists them (``logic`` follows, with its own commands)."""
+for command_name, command in COMMANDS.items():
+    app.command(command_name)(command)
 app.add_typer(logic_app, name="logic")
 
 
