@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from decoderlens.logic import shipped_model_path
 
 
@@ -43,3 +45,22 @@ def test_a_local_folder_of_the_same_name_comes_first(tmp_path: Path) -> None:
     (tmp_path / "logic").mkdir()
     proc = cli(tmp_path, "run", "logic", "& a b")
     assert proc.returncode == 2 and "logic" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+BAD_MODELS_ARGS = [
+    ["--format", "xml"], ["--format", ""], ["--format", "JSON "], ["--format"], ["logic"], ["logic", "t5"],
+    ["--name", "logic"], ["-n", "2"], ["--out", "x"], ["--output", "x.json"], ["--layers", "all"], ["--fresh"],
+    ["--force"], ["--format", "table", "extra"], ["--format=yaml"], ["--format", "csv", "--format", "pdf"],
+    ["--verbose"], ["--help-me"], ["-x"], ["--format", "1"],
+]
+
+
+@pytest.mark.parametrize("args", BAD_MODELS_ARGS)
+def test_models_refuses_what_it_does_not_take(args: list[str]) -> None:
+    from typer.testing import CliRunner
+
+    from decoderlens.cli.app import app
+
+    result = CliRunner().invoke(app, ["models", *args])
+    assert result.exit_code == 2, result.output
+    assert ("Traceback" not in result.output and result.exception is None) or isinstance(result.exception, SystemExit)
