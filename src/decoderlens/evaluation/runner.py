@@ -169,7 +169,7 @@ def evaluate(settings: EvalSettings, out_dir: Path, lens: Any, progress: bool = 
     if not usable:
         raise InputError(f"no usable rows in {settings.data.path}" + (f": every row was skipped, e.g. {skipped[0]}"
                                                                       if skipped else ""))
-    if not hasattr(lens, "read_all"):
+    if callable(lens):  # a loader: the model loads only now that the data has been read
         lens = lens(proc)
     layers = sorted(set(lens.select(settings.generation.layers)) | {lens.num_layers})
     settings = replace(settings, generation=replace(settings.generation, layers=layers))
