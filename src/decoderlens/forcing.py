@@ -41,10 +41,12 @@ def padded_labels(ids: Sequence[list[int]]) -> torch.Tensor:
     return torch.tensor([seq + [-100] * (width - len(seq)) for seq in ids])
 
 
-def output_labels(plan: DecodingPlan, readout: LayerReadout) -> list[int]:
-    """A readout as the labels that teacher-force it: the prompt after the start token, its tokens, and the end of
-    the sequence (how the 2-D lens, tracing and tuning score the model's own top-layer output)."""
-    return plan.prompt[1:] + readout.token_ids + sorted(plan.eos_token_ids)[:1]
+def output_labels(plan: DecodingPlan, readout: LayerReadout | list[int]) -> list[int]:
+    """A readout (or its token ids) as the labels that teacher-force it: the prompt after the start token, its
+    tokens, and the end of the sequence (how the 2-D lens, tracing, tuning and token confidence score the model's
+    own output). Its first token is predicted at position ``len(plan.prompt) - 1``."""
+    ids = readout if isinstance(readout, list) else readout.token_ids
+    return plan.prompt[1:] + ids + sorted(plan.eos_token_ids)[:1]
 
 
 def decoder_inputs(model: PreTrainedModel, labels: torch.Tensor) -> torch.Tensor:

@@ -10,6 +10,7 @@ import torch
 
 from decoderlens.adapter import EncodedBatch
 from decoderlens.batching import each_batch, encode, rows_per_call
+from decoderlens.confidence import own_token_statistics
 from decoderlens.decoding import DecodingPlan, decode_rows, strip_output
 from decoderlens.greedy_loop import Listener
 from decoderlens.inputs import describe
@@ -119,11 +120,16 @@ def readout_batch(parts: ModelParts, encoded: EncodedBatch, layers: list[int], p
     for rows in row_slices(len(anchors), max_rows):
         sequences += decode_rows(parts.model, plan, stack.part(rows), encoded.as_encoder_outputs, limits,
                                  list(range(rows.start, rows.stop)), listener)
+    outputs = [strip_output(sequence, plan) for sequence in sequences]
+    sure = own_token_statistics(parts, encoded, stack, outputs, plan, runtime) if generation.token_scores else None
     result: list[list[LayerReadout]] = [[] for _ in range(size)]
-    for row, sequence in enumerate(sequences):
+    for row, ids in enumerate(outputs):
         layer, example = order[row // size], row % size
         if layer in layers:
-            result[example].append(layer_readout(parts, layer, strip_output(sequence, plan)))
+            readout = layer_readout(parts, layer, ids)
+            if sure is not None:
+                readout.logprobs, readout.entropies = sure[row]
+            result[example].append(readout)
     for readouts in result:
         readouts.sort(key=lambda r: r.layer)
     return result

@@ -50,6 +50,10 @@ class LayerReadout:
     """Generated token ids after the decoder prompt, up to (not including) the end-of-sequence token."""
     tokens: list[str] = field(default_factory=list)
     """The tokens of ``token_ids`` as strings."""
+    logprobs: list[float] = field(default_factory=list)
+    """Per token: its log-probability at this layer, teacher-forced on the readout (``token_scores``; else empty)."""
+    entropies: list[float] = field(default_factory=list)
+    """Per token: the entropy (nats) of the distribution it was chosen from (``token_scores``; else empty)."""
 
 
 @dataclass
@@ -69,7 +73,43 @@ class ExampleReadouts:
         return cls(data["input"], [LayerReadout(**r) for r in data["readouts"]])
 
 
-class Result:
+class Presentable:
+    """What everything a user gets back does: displays itself as a compact table or figure in notebooks
+    (``_repr_html_``) and terminals (rich), prints readably (``print(result)``), and gives a long-format
+    ``pandas.DataFrame`` of its ``to_records()``."""
+
+    def _repr_html_(self) -> str | None:
+        """Notebook display, drawn by the presentation layer where it is loaded."""
+        render = DISPLAY_HOOKS.get((type(self).__name__, "html"))
+        return None if render is None else str(render(self))
+
+    def __rich__(self) -> Any:
+        """Terminal display through rich, drawn by the presentation layer where it is loaded."""
+        render = DISPLAY_HOOKS.get((type(self).__name__, "rich"))
+        return repr(self) if render is None else render(self)
+
+    def __str__(self) -> str:
+        """The terminal display as plain text (what ``print`` shows)."""
+        from io import StringIO
+
+        from rich.console import Console
+
+        buffer = StringIO()
+        Console(file=buffer, width=100, color_system=None, force_terminal=False).print(self)
+        return buffer.getvalue().rstrip("\n")
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """Long-format rows (one per example, layer and token or position, as the result has them)."""
+        raise NotImplementedError
+
+    def to_pandas(self) -> Any:
+        """A long-format ``pandas.DataFrame`` of ``to_records()``."""
+        import pandas as pd
+
+        return pd.DataFrame.from_records(self.to_records())
+
+
+class Result(Presentable):
     """What every result does: converts to a dict, JSON (``save`` writes what ``--format json`` prints), records
     for pandas and CSV, loads itself back, and displays itself in notebooks and terminals."""
 
@@ -91,26 +131,6 @@ class Result:
         except (KeyError, TypeError, ValueError, AttributeError):
             raise InputError(f"{what}: this file does not hold a {cls.__name__}; give a file written by "
                              f"{cls.__name__}.save()") from None
-
-    def _repr_html_(self) -> str | None:
-        """Notebook display, drawn by the presentation layer where it is loaded."""
-        render = DISPLAY_HOOKS.get((type(self).__name__, "html"))
-        return None if render is None else str(render(self))
-
-    def __rich__(self) -> Any:
-        """Terminal display through rich, drawn by the presentation layer where it is loaded."""
-        render = DISPLAY_HOOKS.get((type(self).__name__, "rich"))
-        return repr(self) if render is None else render(self)
-
-    def to_records(self) -> list[dict[str, Any]]:
-        """Long-format rows (one per example, layer and token or position, as the result has them)."""
-        raise NotImplementedError
-
-    def to_pandas(self) -> Any:
-        """A long-format ``pandas.DataFrame`` of ``to_records()``."""
-        import pandas as pd
-
-        return pd.DataFrame.from_records(self.to_records())
 
     def to_dict(self) -> dict[str, Any]:
         """A plain dict that ``json.dumps`` accepts."""
@@ -169,7 +189,8 @@ class LensOutput(_ResultSet[ExampleReadouts]):
     def to_records(self) -> list[dict[str, Any]]:
         """One flat record per (example, layer)."""
         return [
-            {"example": i, "input": ex.input, "layer": r.layer, "text": r.text, "token_ids": r.token_ids}
+            {"example": i, "input": ex.input, "layer": r.layer, "text": r.text, "token_ids": r.token_ids,
+             **({"logprobs": r.logprobs, "entropies": r.entropies} if r.logprobs else {})}
             for i, ex in enumerate(self.examples)
             for r in ex.readouts
         ]

@@ -118,6 +118,10 @@ class GenerationSettings(_Settings):
     truncation: bool = field(default=False, metadata=described(
         "Cut over-long text inputs to the model's limit instead of refusing them."))
     top_k: int = field(default=5, metadata=described("Most likely tokens listed per target position (scores)."))
+    token_scores: bool = field(default=False, metadata=described(
+        "Also record how sure each layer is of its readout: every token's log-probability and the entropy of the "
+        "distribution it was chosen from (one teacher-forced pass; the pages colour tokens by them). On in eval, "
+        "run --html and the explorer; off by default in Python."))
 
     def validate(self) -> GenerationSettings:
         """Raise ``InputError`` naming the setting and its option for any value that cannot work."""

@@ -81,7 +81,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("settings", "architectures", "translators", "results"),
     ("inputs", "lenses", "greedy_loop", "tuned.settings", "evaluation.metrics", "evaluation.folder"),
     ("adapter", "loading", "decoding", "decoder_head", "model_parts", "testing"),
-    ("batching", "forcing"),
+    ("batching", "forcing", "confidence"),
     ("readout", "scoring", "grid", "trace", "readings"),
     ("engine",),
     ("evaluation", "evaluation.*"),

@@ -37,10 +37,10 @@ def compare_command(
         result = compare(run_a, run_b, resamples=resamples)
         for warning in result.warnings:
             err_console.print(f"[yellow]warning[/yellow] {warning}", highlight=False)
+        summary = EvalFolder(run_a).summary()
+        info = summary.metrics if summary else {}
         if out is not None:
             atomic_write_text(out / "compare.json", json_text(result.to_dict()) + "\n")
-            summary = EvalFolder(run_a).summary()
-            info = summary.metrics if summary else {}
             page = write_compare_html(result, info, reaching_tables(result), out / "compare.html")
             err_console.print(f"wrote {out / 'compare.json'} and {page}", highlight=False)
         if fmt is FormatChoice.json:
@@ -56,4 +56,4 @@ def compare_command(
         if plot is not None:
             from decoderlens.presentation.plots import plot_comparison
 
-            err_console.print(f"wrote {plot_comparison(result, plot)}", highlight=False)
+            err_console.print(f"wrote {plot_comparison(result, plot, info)}", highlight=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -69,6 +70,8 @@ def run(
         if not (inputs or audio or image):
             raise InputError("give at least one input (text, or --audio / --image files)")
         check_output(html, ("html", "htm"), "--html")
+        if html is not None and "token_scores" not in given:
+            generation = replace(generation, token_scores=True)  # the page colours tokens by probability, entropy
         lens = load_lens(model, load, force)
         items = collect_inputs(lens, inputs or [], audio or [], image or [])
         result = lens.generate(items, generation=generation, runtime=runtime, progress=len(items) > 8)

@@ -1,6 +1,6 @@
 """Two evaluation folders side by side: per layer and metric, the paired difference B - A with a bootstrap
-interval over the shared examples, where each run first reaches a share of its top-layer score, and the examples
-on which the runs disagree most."""
+interval over the shared examples, where each run first closes a share of the gap from chance to its top-layer
+score, and the examples on which the runs disagree most."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from decoderlens.evaluation.metrics import Metric, get_metric
 from decoderlens.evaluation.statistics import AGREEMENT, LOGPROB, LayerStatistics, layer_statistics
 
 SHARES = (0.5, 0.9)
-"""Shares of the top-layer score whose first layer is reported."""
+"""Shares of the gap between chance and the top-layer score whose first layer is reported."""
 
 
 @dataclass
@@ -59,10 +59,13 @@ class Comparison:
     """Examples in both runs (the comparison is over these)."""
     layers: list[LayerComparison]
     first_layer_reaching: dict[str, dict[str, dict[str, int | None]]] = field(default_factory=dict)
-    """Run (``a``/``b``) -> metric -> share of the top-layer score (``50%``, ``90%``) -> first layer."""
+    """Run (``a``/``b``) -> metric -> share of the gap from chance to the top-layer score (``50%``, ``90%``) ->
+    the first layer that closes it."""
     disagreements: list[Disagreement] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     confidence: float = 0.95
+    baselines: dict[str, float] = field(default_factory=dict)
+    """Each metric's chance level on the data (run A's best constant answer); 0 where a metric has none."""
 
     def to_records(self) -> list[dict[str, Any]]:
         """One row per layer and metric: the difference B - A with its interval."""
@@ -86,7 +89,7 @@ def _load(folder: Path) -> _Run:
     summary = store.summary()
     if summary is None:
         raise InputError(f"{folder} has no summary.json: finish its run first (`decoderlens eval ... --out {folder}`)")
-    return _Run(str(folder), summary, records)
+    return _Run(str(folder), summary, [r for r in records if r.lens is None])  # with --lens both: the tuned lens
 
 
 def _metrics(run: _Run, warnings: list[str]) -> list[Metric]:
@@ -101,15 +104,22 @@ def _metrics(run: _Run, warnings: list[str]) -> list[Metric]:
     return chosen
 
 
-def first_layer_reaching(values: dict[int, float], share: float, higher_is_better: bool) -> int | None:
-    """The first layer whose value reaches ``share`` of the top layer's (for lower-is-better metrics: at most
-    the top value divided by ``share``)."""
+def first_layer_reaching(values: dict[int, float], share: float, higher_is_better: bool,
+                         baseline: float | None = None) -> int | None:
+    """The first layer that closes ``share`` of the gap from ``baseline`` (chance; 0 when not given) to the top
+    layer's value. Without a baseline, lower-is-better metrics need at most the top value divided by ``share``."""
     top = values[max(values)]
     for layer in sorted(values):
         value = values[layer]
         if math.isnan(value) or math.isnan(top):
             continue
-        if (value >= share * top) if higher_is_better else (value <= top / share):
+        if higher_is_better:
+            reached = value >= (baseline or 0.0) + share * (top - (baseline or 0.0))
+        elif baseline is not None:
+            reached = value <= baseline - share * (baseline - top)
+        else:
+            reached = value <= top / share
+        if reached:
             return layer
     return None
 
@@ -152,13 +162,15 @@ def compare(folder_a: Path, folder_b: Path, resamples: int = 1000, seed: int = 0
             diffs[name] = MetricDiff(metric.score(a.sum(axis=0)), metric.score(b.sum(axis=0)), estimate.value,
                                      estimate.low, estimate.high)
         layers.append(LayerComparison(layer, diffs))
+    chance = {name: info.baseline for name, info in run_a.summary.metrics.items()
+              if name in common and info.baseline is not None}
     reaching = {}
     for key, measured in (("a", measured_a), ("b", measured_b)):
         reaching[key] = {name: {f"{share:.0%}": first_layer_reaching(
-            {lc.layer: getattr(lc.metrics[name], key) for lc in layers}, share, measured[name].higher_is_better)
-            for share in SHARES} for name in common if layers}
+            {lc.layer: getattr(lc.metrics[name], key) for lc in layers}, share, measured[name].higher_is_better,
+            chance.get(name)) for share in SHARES} for name in common if layers}
     return Comparison(run_a.name, run_b.name, len(shared), layers, reaching,
-                      _disagreements(run_a, run_b, shared, max_disagreements), warnings)
+                      _disagreements(run_a, run_b, shared, max_disagreements), warnings, baselines=chance)
 
 
 def _statistics(run: _Run, shared: set[str], metrics: list[Metric]) -> tuple[dict[str, Metric],

@@ -63,6 +63,14 @@ class ReadoutRecord:
     """The reference's tokens (``--score``)."""
     token_logprobs: list[float] | None = None
     """Log-probability of each reference token (``--score``)."""
+    token_ranks: list[int] | None = None
+    """Rank of each reference token among the layer's predictions, 0 = its top prediction (``--score``)."""
+    tokens: list[str] | None = None
+    """The output's tokens (``--token-scores``)."""
+    logprobs: list[float] | None = None
+    """Each output token's log-probability at this layer (``--token-scores``)."""
+    entropies: list[float] | None = None
+    """The entropy (nats) each output token was chosen from (``--token-scores``)."""
     lens: str | None = None
     """``raw`` for the raw lens's readouts beside tuned ones (``--lens both``); unset otherwise."""
 
@@ -70,11 +78,14 @@ class ReadoutRecord:
     def of(cls, id: str, input: str, readout: LayerReadout, reference: str | None = None,
            lens: str | None = None) -> ReadoutRecord:
         """The row form of one example's readout of one layer."""
-        return cls(id, readout.layer, input, readout.text, reference, lens=lens)
+        scored = bool(readout.logprobs)
+        return cls(id, readout.layer, input, readout.text, reference, lens=lens,
+                   tokens=readout.tokens if scored else None, logprobs=readout.logprobs if scored else None,
+                   entropies=readout.entropies if scored else None)
 
     def readout(self) -> LayerReadout:
         """The ``LayerReadout`` this row stores (its token ids are not stored)."""
-        return LayerReadout(self.layer, self.output, [])
+        return LayerReadout(self.layer, self.output, [], self.tokens or [], self.logprobs or [], self.entropies or [])
 
     def to_dict(self) -> dict[str, Any]:
         """The record as stored: fields that are not set are left out."""
@@ -117,6 +128,10 @@ class MetricInfo:
     higher_is_better: bool = True
     bounds: list[float] | None = None
     """The range of values (``[0, 1]`` for rates), for plot axes."""
+    baseline: float | None = None
+    """The metric's chance level on this data: the best constant answer's score (``None`` where it has none)."""
+    baseline_label: str = ""
+    """What reaches the baseline, in words (``best constant answer 'yes'``)."""
 
 
 @dataclass
@@ -154,6 +169,18 @@ class Summary:
     def metric_names(self) -> list[str]:
         """The metrics measured, in the order of ``metrics``."""
         return list(self.metrics)
+
+    @property
+    def lens_curves(self) -> list[tuple[str, list[LayerSummary]]]:
+        """Each lens's layers with its name: ``raw`` then ``tuned`` with ``--lens both``, else one unnamed curve."""
+        if self.raw_layers:
+            return [("raw", self.raw_layers), ("tuned", self.layers)]
+        return [("", self.layers)]
+
+    def baselines(self) -> dict[str, tuple[float, str]]:
+        """Each metric's chance level and what reaches it, where it has one."""
+        return {name: (info.baseline, info.baseline_label) for name, info in self.metrics.items()
+                if info.baseline is not None}
 
     def layer(self, layer: int) -> LayerSummary:
         """The summary of ``layer``."""

@@ -40,6 +40,9 @@ class Metric:
     """The range of values (``(0, 1)`` for rates), for plot axes; ``None`` when unbounded."""
     check_input: Callable[[str], str | None] | None = None
     """Why an input cannot be scored by this metric (``None`` when it can); such rows are skipped up front."""
+    constants: Callable[[Sequence[str]], Sequence[str]] | None = None
+    """Constant answers worth trying for the best-constant baseline beyond the empty answer and the most common
+    references (the logic task: every partial assignment)."""
 
     def __call__(self, predictions: Sequence[str], references: Sequence[str],
                  inputs: Sequence[str] | None = None) -> float:
@@ -109,7 +112,8 @@ def get_metric(name: str) -> Metric:
 
 def mean_metric(name: str, per_example: Callable[..., float], description: str = "", signature: str = "",
                 uses_input: bool = False, bounds: tuple[float, float] | None = (0.0, 1.0),
-                check_input: Callable[[str], str | None] | None = None) -> Metric:
+                check_input: Callable[[str], str | None] | None = None,
+                constants: Callable[[Sequence[str]], Sequence[str]] | None = None) -> Metric:
     """A metric that is the mean of a per-example value ``f(prediction, reference[, input])`` (by default a
     rate in [0, 1]; pass ``bounds=None`` for other values)."""
 
@@ -119,7 +123,8 @@ def mean_metric(name: str, per_example: Callable[..., float], description: str =
         return np.array([[v, 1.0] for v in values], dtype=np.float64).reshape(-1, 2)
 
     return Metric(name, stats, lambda s: float(s[0] / s[1]) if s[1] else float("nan"),
-                  description=description, signature=signature, bounds=bounds, check_input=check_input)
+                  description=description, signature=signature, bounds=bounds, check_input=check_input,
+                  constants=constants)
 
 
 # --- normalisation ------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from decoderlens.errors import InputError
+from decoderlens.evaluation.baselines import Baseline, best_constant
 from decoderlens.evaluation.bootstrap import bootstrap
 from decoderlens.evaluation.data import EvalRow, load_rows
 from decoderlens.evaluation.distributed import process_info
@@ -25,7 +26,7 @@ from decoderlens.evaluation.folder import (
     ReadoutRecord,
     Summary,
 )
-from decoderlens.evaluation.metrics import Metric
+from decoderlens.evaluation.metrics import Metric, get_normalizer
 from decoderlens.evaluation.settings import EvalSettings
 from decoderlens.evaluation.statistics import AGREEMENT, LayerStatistics, layer_statistics
 from decoderlens.inputs import describe
@@ -62,7 +63,8 @@ def _records_for(lens: Any, rows: list[EvalRow], settings: EvalSettings) -> Chun
                 layer_score = by_layer[readout.layer]
                 record.logprob = layer_score.logprob
                 record.target_tokens = [t.token for t in layer_score.tokens]
-                record.token_logprobs = [round(t.logprob, 4) for t in layer_score.tokens]
+                record.token_logprobs = [round(t.logprob, 4) + 0.0 for t in layer_score.tokens]
+                record.token_ranks = [t.rank for t in layer_score.tokens]
             records.append(record)
     beside = readings.by_lens.get("raw") if settings.lens_mode is LensMode.both else None
     for row, example in zip(rows, beside or [], strict=False):  # the raw lens beside the tuned one
@@ -100,6 +102,8 @@ def summarize(records: list[ReadoutRecord], settings: EvalSettings, num_layers: 
     raw = [r for r in records if r.lens == "raw"]
     metrics, per_layer = layer_statistics(main, chosen, normalize_name, num_layers, settings.score)
     info = {m.name: MetricInfo(m.description, m.signature, m.higher_is_better, _bounds(m)) for m in metrics}
+    for name, baseline in baselines(main, chosen, normalize_name).items():
+        info[name].baseline, info[name].baseline_label = baseline.value, baseline.label
     if AGREEMENT in info:
         info[AGREEMENT].signature = f"norm:{normalize_name}"
 
@@ -126,6 +130,16 @@ def summarize_grid(records: list[GridRecord], resamples: int) -> list[GridCellSu
     return [GridCellSummary(layer, d + 1, bootstrap(np.stack([cells[:, e, d], np.ones(len(records))], axis=1),
                                                     lambda s: float(s[0] / s[1]), resamples))
             for e, layer in enumerate(records[0].encoder_layers) for d in range(cells.shape[2])]
+
+
+def baselines(records: list[ReadoutRecord], metrics: list[Metric], normalize_name: str) -> dict[str, Baseline]:
+    """Each task metric's best constant answer over the examples of ``records`` (one row per example)."""
+    normalize = get_normalizer(normalize_name)
+    examples = {r.id: r for r in records}
+    references = [normalize(r.reference or "") for r in examples.values()]
+    inputs = [r.input for r in examples.values()]
+    found = {m.name: best_constant(m, references, inputs) for m in metrics}
+    return {name: baseline for name, baseline in found.items() if baseline is not None}
 
 
 def _bounds(metric: Metric) -> list[float] | None:

@@ -45,7 +45,7 @@ class EvalSettings:
         "--translators, else raw).", str, "raw|tuned|both"))
     force: bool = field(default=False, metadata=described(
         "Use translators trained for another model (same shape) anyway, with a warning."))
-    generation: GenerationSettings = field(default_factory=GenerationSettings)
+    generation: GenerationSettings = field(default_factory=lambda: GenerationSettings(token_scores=True))
     runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
     load: LoadSettings = field(default_factory=LoadSettings)
     chunk_size: int = field(default=256, metadata=described(
@@ -91,6 +91,7 @@ class EvalSettings:
         data.pop("limit", None)
         generation = asdict(self.generation)
         generation.pop("top_k")
+        generation.pop("token_scores")  # what is recorded beside the readouts, not what they are
         generation.update(layers=layers, max_new_tokens=max_new_tokens,
                           top_length_cap=self.generation.top_length_cap or None, translators=self.load.translators)
         return {"model": self.model, "data": data, **generation, "score": self.score, "grid": self.grid,

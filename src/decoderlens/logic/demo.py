@@ -25,7 +25,7 @@ from decoderlens.logic.analysis import LogicAnalysis, analyze
 from decoderlens.logic.data import SPLITS, LogicExample, generate_examples, write_jsonl
 from decoderlens.logic.tables import analysis_tables
 from decoderlens.presentation.report import write_report
-from decoderlens.presentation.tables import fitted_tables
+from decoderlens.presentation.tables import fitted_tables, summary_tables
 from decoderlens.results import ExampleReadouts, LayerReadout, LensOutput
 from decoderlens.settings import GenerationSettings
 
@@ -74,8 +74,9 @@ def run_demo(out_dir: Path, count: int = 300, console: Console | None = None, mo
     data = out_dir / "data" / "heldout.jsonl"
     write_jsonl(examples, data)
     settings = EvalSettings(model=lens.name, data=DataSource(str(data), input_field="formula", target_field="target"),
-                            preset="logic", generation=GenerationSettings(max_new_tokens=16, num_beams=num_beams))
-    evaluate(settings, out_dir, lens=lens)
+                            preset="logic", generation=GenerationSettings(max_new_tokens=16, num_beams=num_beams,
+                                                                     token_scores=True))
+    summary = evaluate(settings, out_dir, lens=lens).summary
     wanted = {e.id for e in examples}
     analysis = analyze(examples, readouts_from_folder(folder, [e for e in examples if e.id in wanted], lens.name,
                                                       lens.num_layers))
@@ -83,6 +84,8 @@ def run_demo(out_dir: Path, count: int = 300, console: Console | None = None, mo
     tables = analysis_tables(analysis)
     folder.write_tables(tables)
     report = write_report(out_dir)
+    for rich_table in summary_tables(summary, console.width):
+        console.print(rich_table)
     for table in tables:
         for rich_table in fitted_tables(table.title, [(table.columns[0], [r[0] for r in table.rows])],
                                         [(c, [r[i + 1] for r in table.rows]) for i, c in enumerate(table.columns[1:])],

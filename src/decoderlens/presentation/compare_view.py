@@ -6,7 +6,9 @@ from rich.table import Table
 
 from decoderlens.evaluation.compare import Comparison
 from decoderlens.evaluation.folder import AnalysisTable
-from decoderlens.presentation.tables import fitted_tables, number
+from decoderlens.presentation.numbers import interval, number
+from decoderlens.presentation.report import display_name
+from decoderlens.presentation.tables import fitted_tables
 
 
 def comparison_tables(result: Comparison, width: int = 80) -> list[Table]:
@@ -14,20 +16,25 @@ def comparison_tables(result: Comparison, width: int = 80) -> list[Table]:
     layers = result.layers
     names = list(layers[0].metrics) if layers else []
     fixed = [("layer", [str(lc.layer) for lc in layers])]
-    columns = [(name, [f"{number(lc.metrics[name].diff)} ({number(lc.metrics[name].ci_low, 2)}, "
-                       f"{number(lc.metrics[name].ci_high, 2)})" for lc in layers]) for name in names]
-    caption = f"{result.examples} shared examples; B = {result.b}, A = {result.a}; 95% paired bootstrap CI"
+    columns = [(name, [interval(lc.metrics[name].diff, lc.metrics[name].ci_low, lc.metrics[name].ci_high)
+                       for lc in layers]) for name in names]
+    caption = (f"{result.examples} shared examples; B = {result.b}, A = {result.a}; cells: B - A [95% paired "
+               "bootstrap interval]")
     return fitted_tables("B - A per layer", fixed, columns, width, caption)
 
 
 def reaching_tables(result: Comparison) -> list[AnalysisTable]:
-    """Per metric: the first layer at which each run reaches 50% and 90% of its top-layer score."""
+    """Per metric: the first layer at which each run closes 50% and 90% of the gap from chance to its top-layer
+    score."""
     rows = []
     for name in (result.first_layer_reaching.get("a") or {}):
-        for key, label in (("a", "A"), ("b", "B")):
+        chance = number(result.baselines[name]) if name in result.baselines else "0 (none known)"
+        for key, label in (("a", f"A: {display_name(result.a)}"), ("b", f"B: {display_name(result.b)}")):
             reached = result.first_layer_reaching[key][name]
-            rows.append([name, label, *[str(v) if v is not None else "never" for v in reached.values()]])
+            rows.append([name, chance, label, *[str(v) if v is not None else "never" for v in reached.values()]])
     labels = list(next(iter((result.first_layer_reaching.get("a") or {}).values()), {}).keys())
-    return [AnalysisTable("First layer reaching a share of the top layer's score", ["metric", "run", *labels], rows,
-                          "For metrics where lower is better: the first layer at most the top value divided by the "
-                          "share.")] if rows else []
+    return [AnalysisTable("First layer closing a share of the gap from chance to the top layer",
+                          ["metric", "chance", "run", *labels], rows,
+                          "Chance is the metric's best constant answer on these examples. For a lower-is-better "
+                          "metric without one: the first layer at most the top value divided by the share.")
+            ] if rows else []

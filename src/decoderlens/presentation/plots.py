@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 from decoderlens.errors import InputError
 from decoderlens.evaluation.compare import Comparison
-from decoderlens.evaluation.folder import EvalFolder, Summary
-from decoderlens.presentation.report import build_payload
+from decoderlens.evaluation.folder import EvalFolder, MetricInfo, Summary
+from decoderlens.presentation.report import build_payload, display_name
+from decoderlens.presentation.style import CHANCE_COLOR, LENS_NAMES, axis_label, lens_key, series_color
 from decoderlens.results import TraceOutput
 
-PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00"]
-"""Okabe-Ito colours: distinguishable with the common colour-vision deficiencies."""
 FORMATS = ("png", "svg", "pdf")
 
 
@@ -24,36 +24,74 @@ def style() -> Any:
     import matplotlib.pyplot as plt
 
     plt.rcParams.update({
-        "font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "axes.spines.top": False,
+        "font.size": 10, "axes.titlesize": 11, "axes.labelsize": 9, "axes.spines.top": False,
         "axes.spines.right": False, "axes.grid": True, "grid.color": "#e3e7ee", "grid.linewidth": 0.8,
-        "legend.frameon": False, "figure.dpi": 150, "savefig.bbox": "tight",
+        "legend.frameon": False, "legend.fontsize": 9, "figure.dpi": 150, "savefig.bbox": "tight",
     })
     return plt
 
 
+def metric_axis(ax: Any, info: MetricInfo | None, name: str, values: list[float]) -> None:
+    """Label a metric's y axis with its unit and show its whole range: rates on [0, 1], scores from 0."""
+    bounds = info.bounds if info else None
+    ax.set_ylabel(axis_label(name, bounds, info.higher_is_better if info else True))
+    if bounds == [0.0, 1.0]:
+        ax.set_ylim(0, 1)
+        ax.set_yticks([0, 0.25, 0.5, 0.75, 1])
+    elif bounds is not None or (info is not None and not info.higher_is_better):
+        finite = [v for v in values if math.isfinite(v)]
+        ax.set_ylim(0, max(1e-9, max(finite, default=1.0)) * 1.08)
+
+
+def chance_line(ax: Any, info: MetricInfo | None) -> None:
+    """The metric's chance level (best constant answer) as a grey dashed line, where it has one."""
+    if info is not None and info.baseline is not None:
+        ax.axhline(info.baseline, color=CHANCE_COLOR, linestyle=(0, (4, 3)), linewidth=1.2,
+                   label="chance (best constant answer)")
+
+
+def figure_legend(fig: Any, axes: Any) -> None:
+    """One legend for the whole figure, below the panels, naming every line once."""
+    seen: dict[str, Any] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            seen.setdefault(label, handle)
+    if seen:
+        fig.legend(list(seen.values()), list(seen), loc="lower center", ncol=min(4, len(seen)),
+                   bbox_to_anchor=(0.5, -0.02))
+        fig.tight_layout(rect=(0, 0.1, 1, 1))
+
+
 def plot_curves(summary: Summary, target: Path) -> Path:
-    """One panel per metric: value per encoder layer with its 95% bootstrap band; rates on a [0, 1] axis."""
+    """One panel per metric: value per encoder layer with its 95% bootstrap band for each lens (raw and tuned with
+    ``--lens both``), the chance level where the metric has one, and one legend below."""
     plt = style()
     from matplotlib.ticker import MaxNLocator
 
     names = [n for n in summary.metric_names if any(n in e.metrics for e in summary.layers)]
     if not names:
         raise InputError("the summary has no metrics to plot: run `decoderlens eval` first")
-    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 2.6), squeeze=False)
-    for index, (name, ax) in enumerate(zip(names, axes[0], strict=True)):
-        rows = [e for e in summary.layers if name in e.metrics]
-        layers = [e.layer for e in rows]
-        color = PALETTE[index % len(PALETTE)]
-        ax.fill_between(layers, [e.metrics[name].low for e in rows], [e.metrics[name].high for e in rows],
-                        color=color, alpha=0.18, linewidth=0)
-        ax.plot(layers, [e.metrics[name].value for e in rows], color=color, marker="o", markersize=3, linewidth=1.6)
-        if summary.metrics[name].bounds == [0.0, 1.0]:
-            ax.set_ylim(0, 1)
-            ax.set_yticks([0, 0.25, 0.5, 0.75, 1])
+    curves = [(key or lens_key(summary.settings), entries) for key, entries in summary.lens_curves]
+    fig, axes = plt.subplots(1, len(names), figsize=(3.4 * len(names), 3.1), squeeze=False)
+    for name, ax in zip(names, axes[0], strict=True):
+        info = summary.metrics.get(name)
+        values: list[float] = []
+        for key, entries in curves:
+            rows = [e for e in entries if name in e.metrics]
+            layers = [e.layer for e in rows]
+            color = series_color(key)
+            ax.fill_between(layers, [e.metrics[name].low for e in rows], [e.metrics[name].high for e in rows],
+                            color=color, alpha=0.18, linewidth=0)
+            ax.plot(layers, [e.metrics[name].value for e in rows], color=color, marker="o", markersize=3,
+                    linewidth=1.6, linestyle="-" if key == "raw" else "--", label=f"{LENS_NAMES[key]} (95% CI band)")
+            values += [e.metrics[name].high for e in rows]
+        chance_line(ax, info)
+        metric_axis(ax, info, name, values + ([info.baseline] if info and info.baseline is not None else []))
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(name)
-        ax.set_xlabel("encoder layer")
+        ax.set_xlabel(f"encoder layer (0 = embeddings, {summary.num_encoder_layers} = output)")
     fig.tight_layout()
+    figure_legend(fig, axes[0])
     fig.savefig(target)
     plt.close(fig)
     return target
@@ -82,8 +120,11 @@ def heatmap_figure(values: Any, columns: list[Any], rows: list[Any], target: Pat
 
 def plot_heatmap(example: dict[str, Any], target: Path) -> Path:
     """Layer x reference token log-probabilities of one example."""
-    return heatmap_figure(example["token_logprobs"], example["target_tokens"], example["layers"], target,
-                          xlabel="reference token", ylabel="encoder layer", scale="log-prob", vmax=0.0)
+    rows = [(layer, values) for layer, values in zip(example["layers"], example["token_logprobs"], strict=True)
+            if values is not None]
+    return heatmap_figure([values for _, values in rows], example["target_tokens"], [layer for layer, _ in rows],
+                          target, xlabel="reference token", ylabel="encoder layer",
+                          scale="log-prob of the reference token", vmax=0.0)
 
 
 def plot_trace(trace: TraceOutput, target: Path) -> Path:
@@ -106,28 +147,35 @@ def plot_grid(summary: Summary, target: Path) -> Path:
                           scale="mean log-prob of the reference")
 
 
-def plot_comparison(result: Comparison, target: Path) -> Path:
-    """Per metric: both runs per layer, and the paired difference B - A with its interval."""
+def plot_comparison(result: Comparison, target: Path, info: dict[str, MetricInfo] | None = None) -> Path:
+    """Per metric: both runs per layer (named by their folders, with the chance level), and below the paired
+    difference B - A with its interval."""
     plt = style()
     names = list(result.layers[0].metrics) if result.layers else []
     if not names:
         raise InputError("the comparison has no metric to plot")
-    fig, axes = plt.subplots(2, len(names), figsize=(3.2 * len(names), 4.6), squeeze=False, sharex=True)
+    info = info or {}
+    label = {"a": f"A: {display_name(result.a)}", "b": f"B: {display_name(result.b)}"}
+    fig, axes = plt.subplots(2, len(names), figsize=(3.4 * len(names), 5.4), squeeze=False, sharex=True)
     layers = [lc.layer for lc in result.layers]
     for column, name in enumerate(names):
         diffs = [lc.metrics[name] for lc in result.layers]
         top, bottom = axes[0][column], axes[1][column]
-        top.plot(layers, [d.a for d in diffs], color=PALETTE[0], marker="o", markersize=3, label="A")
-        top.plot(layers, [d.b for d in diffs], color=PALETTE[1], marker="o", markersize=3, linestyle="--", label="B")
+        for key, style_ in (("a", "-"), ("b", "--")):
+            top.plot(layers, [getattr(d, key) for d in diffs], color=series_color(key), marker="o", markersize=3,
+                     linestyle=style_, label=label[key])
+        chance_line(top, info.get(name))
+        metric_axis(top, info.get(name), name, [max(d.a, d.b) for d in diffs])
         top.set_title(name)
-        bottom.fill_between(layers, [d.ci_low for d in diffs], [d.ci_high for d in diffs], color=PALETTE[2],
-                            alpha=0.2, linewidth=0)
-        bottom.plot(layers, [d.diff for d in diffs], color=PALETTE[2], marker="o", markersize=3)
-        bottom.axhline(0, color="#5b6577", linewidth=0.8)
+        bottom.fill_between(layers, [d.ci_low for d in diffs], [d.ci_high for d in diffs],
+                            color=series_color("difference"), alpha=0.15, linewidth=0)
+        bottom.plot(layers, [d.diff for d in diffs], color=series_color("difference"), marker="o", markersize=3,
+                    label="B - A (95% paired CI band)")
+        bottom.axhline(0, color=CHANCE_COLOR, linewidth=0.8)
+        bottom.set_ylabel(f"B - A ({name})")
         bottom.set_xlabel("encoder layer")
-    axes[0][0].legend()
-    axes[1][0].set_ylabel("B - A (95% CI)")
     fig.tight_layout()
+    figure_legend(fig, [*axes[0], *axes[1]])
     fig.savefig(target)
     plt.close(fig)
     return target

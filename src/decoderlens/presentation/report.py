@@ -19,6 +19,7 @@ from decoderlens.evaluation.compare import Comparison
 from decoderlens.evaluation.folder import AnalysisTable, EvalFolder, GridRecord, MetricInfo, ReadoutRecord, Summary
 from decoderlens.evaluation.metrics import get_metric, get_normalizer
 from decoderlens.fileio import atomic_write_text
+from decoderlens.presentation.style import LENS_NAMES, axis_label, lens_key, page_style, series_color
 from decoderlens.results import GridOutput, LensOutput, ScoreOutput, TraceOutput
 from decoderlens.version import __version__
 
@@ -75,11 +76,11 @@ def token_emergence(outputs: list[str]) -> list[dict[str, Any]]:
     return result
 
 
-ExampleLayerScores = dict[tuple[str, int], dict[str, float]]
+ExampleLayerScores = dict[tuple[str, int, str | None], dict[str, float]]
 
 
 def per_example_scores(records: list[ReadoutRecord], summary: Summary | None) -> ExampleLayerScores:
-    """Per (example, layer) values of the summary's rate metrics (used to filter examples)."""
+    """Per (example, layer, lens) values of the summary's rate metrics (shown per row, used to filter examples)."""
     values: ExampleLayerScores = defaultdict(dict)
     if summary is None:
         return values
@@ -95,7 +96,7 @@ def per_example_scores(records: list[ReadoutRecord], summary: Summary | None) ->
         refs = [normalize(r.reference or "") for r in records]
         stats = metric.stats(preds, refs, [r.input for r in records])
         for record, row in zip(records, stats, strict=True):
-            values[(record.id, record.layer)][name] = float(row[0] / row[1]) if row[1] else 0.0
+            values[(record.id, record.layer, record.lens)][name] = float(row[0] / row[1]) if row[1] else 0.0
     return values
 
 
@@ -124,48 +125,61 @@ def grid_specs(summary: Summary | None, grids: list[GridRecord]) -> tuple[dict[s
     return mean, per_example
 
 
+def metric_payload(metrics: dict[str, MetricInfo]) -> dict[str, Any]:
+    """The pages' view of a summary's metrics: what the summary says, plus the y-axis label with its unit."""
+    return {name: {**asdict(info), "axis": axis_label(name, info.bounds, info.higher_is_better)}
+            for name, info in metrics.items()}
+
+
 def build_payload(records: list[ReadoutRecord], summary: Summary | None, title: str,
                   tables: list[AnalysisTable] | None = None, num_layers: int | None = None,
                   settings: dict[str, Any] | None = None, grids: list[GridRecord] | None = None) -> dict[str, Any]:
-    """Everything a report page shows, as plain JSON."""
+    """Everything a report page shows, as plain JSON. With raw and tuned lenses, each layer below the top has a
+    row per lens (raw first), each with its own metrics."""
     mean_grid, example_grids = grid_specs(summary, grids or [])
     by_id: dict[str, list[ReadoutRecord]] = defaultdict(list)
     for record in records:
         by_id[record.id].append(record)
     layers = sorted({r.layer for r in records})
-    main = [r for r in records if r.lens is None]
-    scores = per_example_scores(main, summary)
-    tuned = bool(summary and summary.raw_layers)
+    scores = per_example_scores(records, summary)
+    both = bool(summary and summary.raw_layers)
+    main_lens = "tuned" if both else lens_key(summary.settings if summary else settings or {})
+    top = summary.num_encoder_layers if summary else (num_layers if num_layers is not None else max(layers, default=0))
     examples = []
     for key, rows in by_id.items():
         rows.sort(key=lambda r: (r.layer, r.lens is None))
-        outputs = [r.output for r in rows]
         own = [r.output for r in rows if r.lens is None]
         example: dict[str, Any] = {"id": key, "input": rows[0].input, "reference": rows[0].reference,
-                                   "layers": [r.layer for r in rows], "outputs": outputs,
-                                   "scores": [scores.get((key, r.layer), {}) if r.lens is None else {} for r in rows],
+                                   "layers": [r.layer for r in rows], "outputs": [r.output for r in rows],
+                                   "lenses": [r.lens or main_lens for r in rows],
+                                   "scores": [scores.get((key, r.layer, r.lens), {}) for r in rows],
                                    "emergence": [{**e, "layer": [r.layer for r in rows if r.lens is None][e["from"]]}
                                                  for e in token_emergence(own)]}
-        if tuned:
-            top = summary.num_encoder_layers if summary else max(layers)
-            example["labels"] = [f"{r.layer} (top)" if r.layer == top else f"{r.layer} ({r.lens or 'tuned'})"
+        if both:
+            example["labels"] = [f"{r.layer} (top)" if r.layer == top else f"{r.layer} {r.lens or main_lens}"
                                  for r in rows]
-        rows = [r for r in rows if r.lens is None]
-        if rows[0].token_logprobs is not None:
-            example["target_tokens"] = rows[0].target_tokens
+        if any(r.logprobs is not None for r in rows):
+            example["tokens"] = [r.tokens or [] for r in rows]
+            example["logprobs"] = [r.logprobs or [] for r in rows]
+            example["entropies"] = [r.entropies or [] for r in rows]
+        scored = [r for r in rows if r.token_logprobs is not None]
+        if scored:  # aligned with every row; the raw lens's rows beside the tuned ones have none
+            example["target_tokens"] = scored[0].target_tokens
             example["token_logprobs"] = [r.token_logprobs for r in rows]
+            example["token_ranks"] = [r.token_ranks for r in rows]
         if key in example_grids:
             example["grid"] = example_grids[key]
         examples.append(example)
-    top = summary.num_encoder_layers if summary else (num_layers if num_layers is not None else max(layers, default=0))
-    summary_dict = summary.to_dict() if summary else {"layers": [], "metrics": {}, "settings": settings or {}}
-    series = [{"label": "tuned" if tuned else "", "rows": summary_dict["layers"]}]
-    if tuned:
-        series.append({"label": "raw", "rows": summary_dict["raw_layers"], "dashed": True})
+    series = []
+    if summary is not None:
+        for lens, entries in summary.lens_curves:
+            name = lens or main_lens
+            series.append({"key": name, "label": LENS_NAMES[name], "color": series_color(name),
+                           "dashed": name == "tuned", "rows": [asdict(e) for e in entries]})
     return {"title": title, "version": __version__, "layers": layers, "num_encoder_layers": top,
-            "series": series, "metrics": summary_dict["metrics"],
-            "settings": summary_dict["settings"], "tables": [asdict(t) for t in tables or []], "grid": mean_grid,
-            "examples": examples}
+            "style": page_style(), "series": series, "metrics": metric_payload(summary.metrics) if summary else {},
+            "settings": summary.settings if summary else settings or {}, "tables": [asdict(t) for t in tables or []],
+            "grid": mean_grid, "examples": examples}
 
 
 def write_report(folder: Path, output: Path | None = None) -> Path:
@@ -193,7 +207,7 @@ def write_compare_html(comparison: Comparison, info: dict[str, MetricInfo], tabl
     """The comparison page: both runs' curves, the paired differences, and the examples that differ most."""
     names = {"a": display_name(comparison.a), "b": display_name(comparison.b)}
     payload = {"title": f"DecoderLens: {names['b']} against {names['a']}", "version": __version__, "names": names,
-               "comparison": comparison.to_dict(), "metrics": {k: asdict(v) for k, v in info.items()},
+               "style": page_style(), "comparison": comparison.to_dict(), "metrics": metric_payload(info),
                "tables": [asdict(t) for t in tables]}
     atomic_write_text(target, render_page("compare", payload))
     return target
@@ -227,7 +241,8 @@ def score_views(output: ScoreOutput) -> list[dict[str, Any]]:
     same keys the report's examples carry."""
     return [{"input": example.input, "reference": example.target, "layers": [s.layer for s in example.layers],
              "target_tokens": [t.token for t in example.layers[0].tokens] if example.layers else [],
-             "token_logprobs": [[round(t.logprob, 4) for t in s.tokens] for s in example.layers]}
+             "token_logprobs": [[round(t.logprob, 4) + 0.0 for t in s.tokens] for s in example.layers],
+             "token_ranks": [[t.rank for t in s.tokens] for s in example.layers]}
             for example in output]
 
 

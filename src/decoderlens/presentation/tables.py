@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -10,19 +9,12 @@ from rich.console import Console
 from rich.table import Table
 
 from decoderlens.fileio import csv_text, json_text
+from decoderlens.presentation.numbers import interval, number
 from decoderlens.results import GridOutput, LensOutput, ScoreOutput, TraceOutput
 
 OutputFormat = Literal["table", "json", "csv"]
 Column = tuple[str, list[str]]
 """A column: its header and its cells, one per row."""
-
-
-def number(value: float, digits: int = 3) -> str:
-    """A compact number: ``digits`` significant digits, no ``-0``."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    text = f"{value:.{digits}g}"
-    return "0" if text in ("-0", "-0.0") else text
 
 
 def fitted_tables(title: str, fixed: Sequence[Column], columns: Sequence[Column], width: int,
@@ -81,14 +73,29 @@ def score_tables(output: ScoreOutput, width: int = 80) -> list[Table]:
     return tables
 
 
+def baseline_caption(baselines: dict[str, tuple[float, str]]) -> str:
+    """The chance levels of a summary's metrics in one sentence (empty where none has one)."""
+    if not baselines:
+        return ""
+    return "Chance level: " + "; ".join(f"{name} {number(value)} ({label})"
+                                        for name, (value, label) in baselines.items()) + "."
+
+
 def summary_tables(summary: Any, width: int = 80) -> list[Table]:
-    """Layers x metrics of an evaluation summary, each cell ``value (low-high)``, split to fit ``width``."""
-    layers = summary.layers
-    fixed = [("layer", [str(e.layer) for e in layers]), ("n", [str(e.n) for e in layers])]
-    columns = [(name, [f"{number(e.metrics[name].value)} ({number(e.metrics[name].low, 2)}-"
-                       f"{number(e.metrics[name].high, 2)})" if name in e.metrics else "" for e in layers])
+    """Layers x metrics of an evaluation summary, each cell ``value [low, high]``, split to fit ``width``; with
+    raw and tuned lenses, a row per lens under each layer."""
+    rows = sorted(((entry.layer, lens, entry) for lens, entries in summary.lens_curves for entry in entries),
+                  key=lambda row: (row[0], row[1] != "raw"))
+    fixed = [("layer", [str(layer) for layer, _, _ in rows])]
+    if len(summary.lens_curves) > 1:
+        fixed.append(("lens", [lens for _, lens, _ in rows]))
+    fixed.append(("n", [str(entry.n) for _, _, entry in rows]))
+    columns = [(name, [interval(e.metrics[name].value, e.metrics[name].low, e.metrics[name].high)
+                       if name in e.metrics else "" for _, _, e in rows])
                for name in summary.metric_names]
-    return fitted_tables(f"{summary.model}: per-layer metrics (95% bootstrap CI)", fixed, columns, width)
+    caption = " ".join(filter(None, ["cells: value [95% bootstrap interval].",
+                                     baseline_caption(summary.baselines())]))
+    return fitted_tables(f"{summary.model}: per-layer metrics", fixed, columns, width, caption)
 
 
 def grid_tables(output: GridOutput, width: int = 80) -> list[Table]:

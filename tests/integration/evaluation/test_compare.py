@@ -55,7 +55,10 @@ def test_a_hand_made_pair_gives_the_hand_computed_difference(tmp_path: Path) -> 
     assert top.ci_low <= 0.25 <= top.ci_high and top.ci_low >= 0.0  # B is never worse on any example
     bottom = result.layers[0].metrics["accuracy"]
     assert (bottom.a, bottom.b, bottom.diff) == (0.0, 0.25, 0.25)
-    assert result.first_layer_reaching["b"]["accuracy"] == {"50%": 1, "90%": 1}
+    # every reference is "yes": answering "yes" always is right every time, so chance is 1.0 and no layer of
+    # either run closes any of the gap from chance to its top layer
+    assert result.baselines["accuracy"] == 1.0
+    assert result.first_layer_reaching["b"]["accuracy"] == {"50%": None, "90%": None}
     assert [d.id for d in result.disagreements] == ["e0", "e2"]
     assert result.disagreements[0].rows[0] == (0, "no", "yes")
 
@@ -76,6 +79,16 @@ def test_first_layer_reaching_a_share() -> None:
     assert first_layer_reaching({0: 1.0, 1: 0.6, 2: 0.3}, 0.5, False) == 1  # an error rate: at most 0.3 / 0.5
 
 
+def test_first_layer_reaching_counts_from_chance() -> None:
+    # chance 0.5 (a balanced yes/no task): layer 0 at chance closes none of the gap; 0.75 closes half of it
+    values = {0: 0.55, 1: 0.7, 2: 0.75, 3: 0.95, 4: 1.0}
+    assert first_layer_reaching(values, 0.5, True) == 0  # without chance, layer 0 already has half the top
+    assert first_layer_reaching(values, 0.5, True, baseline=0.5) == 2
+    assert first_layer_reaching(values, 0.9, True, baseline=0.5) == 3
+    # an error rate with chance 1.0 (the empty answer): half the gap to 0.2 is 0.6
+    assert first_layer_reaching({0: 1.0, 1: 0.7, 2: 0.55, 3: 0.2}, 0.5, False, baseline=1.0) == 2
+
+
 def test_compare_command_writes_json_and_page(tmp_path: Path) -> None:
     a = make_run(tmp_path / "a", {"e0": ["no", "yes"], "e1": ["no", "yes"], "e2": ["no", "no"]}, model="runs/a")
     b = make_run(tmp_path / "b", {"e0": ["yes", "yes"], "e1": ["no", "yes"], "e2": ["no", "yes"]}, model="runs/b")
@@ -86,7 +99,7 @@ def test_compare_command_writes_json_and_page(tmp_path: Path) -> None:
     assert set(printed["layers"][1]["metrics"]["accuracy"]) == {"a", "b", "diff", "ci_low", "ci_high"}
     assert json.loads((tmp_path / "c" / "compare.json").read_text()) == printed
     page = (tmp_path / "c" / "compare.html").read_text()
-    assert "Difference B" in page and "First layer reaching" in page
+    assert "Difference B" in page and "First layer closing" in page
     table = CliRunner().invoke(app, ["compare", str(a), str(b)])
     assert table.exit_code == 0 and "B - A per layer" in table.stdout
     missing = CliRunner().invoke(app, ["compare", str(a), str(tmp_path / "nothing")])

@@ -6,12 +6,17 @@
   const rows = pick => C.layers.map(l => ({layer: l.layer, metrics: Object.fromEntries(Object.entries(l.metrics)
     .map(([name, m]) => [name, pick(m)]))}));
   const flat = v => ({value: v, low: v, high: v});
+  const metrics = Object.fromEntries(Object.entries(DATA.metrics).map(([k, v]) =>
+    [k, {...v, baseline: k in C.baselines ? C.baselines[k] : v.baseline}]));
   Lens.drawCurves(document.getElementById("curves"), [
-    {label: `A: ${DATA.names.a}`, rows: rows(m => flat(m.a))},
-    {label: `B: ${DATA.names.b}`, rows: rows(m => flat(m.b)), dashed: true}], DATA.metrics);
-  const diffInfo = Object.fromEntries(Object.entries(DATA.metrics).map(([k, v]) => [k, {...v, bounds: null}]));
-  Lens.drawCurves(document.getElementById("diffs"), [{label: "", rows: rows(m => ({value: m.diff, low: m.ci_low,
-    high: m.ci_high}))}], diffInfo);
+    {label: `A: ${DATA.names.a}`, color: DATA.style.series.a, rows: rows(m => flat(m.a))},
+    {label: `B: ${DATA.names.b}`, color: DATA.style.series.b, rows: rows(m => flat(m.b)), dashed: true}], metrics,
+    {style: DATA.style});
+  const diffInfo = Object.fromEntries(Object.entries(DATA.metrics).map(([k, v]) =>
+    [k, {...v, bounds: null, axis: `B − A (${k})`}]));
+  Lens.drawCurves(document.getElementById("diffs"), [{label: "B − A (95% paired CI band)",
+    color: DATA.style.series.difference, rows: rows(m => ({value: m.diff, low: m.ci_low, high: m.ci_high}))}], diffInfo,
+    {style: DATA.style, noChance: true, free: true});
   Lens.renderTables(document.getElementById("tables"), DATA.tables);
   const box = document.getElementById("examples");
   C.disagreements.forEach(d => box.append(Lens.renderExample({id: d.id, input: d.input, reference: d.reference,

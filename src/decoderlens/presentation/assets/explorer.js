@@ -20,7 +20,8 @@
   if (info.lens.startsWith("tuned")) $("lens-label").hidden = false;
 
   function settings() {
-    const body = {layers: $("layers").value.trim() || "all", num_beams: Number($("num-beams").value) || 1};
+    const body = {layers: $("layers").value.trim() || "all", num_beams: Number($("num-beams").value) || 1,
+      token_scores: true};
     if ($("max-new-tokens").value) body.max_new_tokens = Number($("max-new-tokens").value);
     for (const [id, key] of [["tgt-lang", "tgt_lang"], ["language", "language"], ["task", "task"]]) {
       if (!$(id).closest("label").hidden && $(id).value) body[key] = $(id).value;
@@ -31,19 +32,34 @@
   function texts() { return $("inputs").value.split("\n").map(t => t.trim()).filter(Boolean); }
 
   const state = [];
+  let scored = null;  // the first input's scores of a target: {target_tokens, ranks: {layer: [rank per token]}}
   function draw() {
+    const mode = $("colouring").value;
+    $("token-legend").replaceChildren(Lens.colourLegend(mode));
     $("examples").replaceChildren(...state.map((ex, i) => {
       const layers = Object.keys(ex.layers).map(Number).sort((a, b) => a - b);
-      return Lens.renderExample({id: String(i), input: ex.input, layers, outputs: layers.map(l => ex.layers[l])},
-        info.num_encoder_layers, null);
+      const view = {id: String(i), input: ex.input, layers, outputs: layers.map(l => ex.layers[l])};
+      if (ex.scores) {
+        view.tokens = layers.map(l => ex.scores[l].tokens);
+        view.logprobs = layers.map(l => ex.scores[l].logprobs);
+        view.entropies = layers.map(l => ex.scores[l].entropies);
+      }
+      if (i === 0 && scored) {
+        view.target_tokens = scored.target_tokens;
+        view.token_ranks = layers.map(l => scored.ranks[l] || null);
+      }
+      return Lens.renderExample(view, info.num_encoder_layers, null, mode);
     }));
   }
   function showResult(result) {
     state.length = 0;
     result.examples.forEach(ex => state.push({input: ex.input,
-      layers: Object.fromEntries(ex.readouts.map(r => [r.layer, r.text]))}));
+      layers: Object.fromEntries(ex.readouts.map(r => [r.layer, r.text])),
+      scores: ex.readouts.every(r => r.logprobs && r.logprobs.length === r.tokens.length)
+        ? Object.fromEntries(ex.readouts.map(r => [r.layer, r])) : null}));
     draw();
   }
+  $("colouring").addEventListener("input", draw);
 
   async function readOut(event) {
     event.preventDefault();
@@ -61,6 +77,7 @@
     status("reading out…");
     $("go").disabled = true;
     state.length = 0;
+    scored = null;
     (filesMode ? [...$("files").files].map(f => f.name) : texts()).forEach(t => state.push({input: t, layers: {}}));
     draw();
     try {
@@ -107,7 +124,11 @@
     if (settings().tgt_lang) body.tgt_lang = settings().tgt_lang;
     const data = await post("/api/score?view=true", body);
     if (!data) return;
-    $("extras").replaceChildren(el("h2", {}, `Scores of "${target}"`), Lens.heatmap(data.examples[0], null));
+    const view = data.examples[0];
+    scored = {target_tokens: view.target_tokens,
+      ranks: Object.fromEntries(view.layers.map((l, i) => [l, view.token_ranks[i]]))};
+    draw();
+    $("extras").replaceChildren(el("h2", {}, `Scores of "${target}"`), Lens.heatmap(view, null));
     status("scored");
   }
   async function grid() {

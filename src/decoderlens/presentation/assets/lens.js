@@ -23,10 +23,21 @@ const Lens = (() => {
     return node;
   }
 
-  function fmt(v) {
+  /* Numbers by the house rule (presentation/numbers.py): 3 decimals where nothing shown together is above 1,
+     else 3 significant digits of the largest; never "-0". */
+  function decimals(...values) {
+    const largest = Math.max(0, ...values.filter(v => v !== null && v !== undefined && Number.isFinite(v)).map(Math.abs));
+    return largest <= 1 ? 3 : Math.max(0, 2 - Math.floor(Math.log10(largest)));
+  }
+  function fixed(v, places) {
     if (v === null || v === undefined || Number.isNaN(v)) return "–";
-    const a = Math.abs(v);
-    return a >= 100 ? v.toFixed(0) : a >= 10 ? v.toFixed(1) : a >= 1 ? v.toFixed(2) : v.toFixed(3);
+    const text = v.toFixed(places);
+    return /^-0(\.0*)?$/.test(text) ? text.slice(1) : text;
+  }
+  function fmt(v) { return fixed(v, decimals(v)); }
+  function interval(v, low, high) {
+    const places = decimals(v, low, high);
+    return `${fixed(v, places)} [${fixed(low, places)}, ${fixed(high, places)}]`;
   }
 
   function plural(n, word) { return `${n} ${word}${n === 1 ? "" : "s"}`; }
@@ -50,24 +61,30 @@ const Lens = (() => {
     return v.toFixed(digits);
   }
 
-  /* One panel per metric; each series ({label, rows: [{layer, metrics: {name: {value, low, high}}}]}) is a
-     line with its confidence band. Rates (bounds [0, 1]) get a [0, 1] axis. */
+  /* One panel per metric; each series ({label, color, dashed, rows: [{layer, metrics: {name: {value, low, high}}}]})
+     is a line with its confidence band; a metric's chance level (info.baseline) is a grey dashed line. Rates
+     (bounds [0, 1]) get a [0, 1] axis, other bounded metrics and error rates start at 0; the y axis is labelled
+     with the metric's unit (info.axis), and every panel has its own legend. */
   function drawCurves(box, series, metrics, options) {
     const opts = options || {};
+    const style = opts.style || {palette: PALETTE, chance: "#6b7280"};
     const names = Object.keys(metrics).filter(name => series.some(s => s.rows.some(r => r.metrics && r.metrics[name])));
     box.replaceChildren();
     names.forEach((name, index) => {
       const info = metrics[name] || {};
-      const W = 360, H = 214, L = 46, R = 12, T = 12, B = 36;
+      const W = 360, H = 224, L = 58, R = 12, T = 12, B = 36;
       const all = series.flatMap(s => s.rows.filter(r => r.metrics[name]));
       if (!all.length) return;
       const xs = [...new Set(all.map(r => r.layer))].sort((a, b) => a - b);
       const rate = info.bounds && info.bounds[0] === 0 && info.bounds[1] === 1;
+      const chance = typeof info.baseline === "number" && !opts.noChance ? info.baseline : null;
       let ticks;
       if (rate) ticks = [0, 0.25, 0.5, 0.75, 1];
       else {
         const lows = all.map(r => r.metrics[name].low), highs = all.map(r => r.metrics[name].high);
-        ticks = niceTicks(Math.min(...lows), Math.max(...highs), 5);
+        if (chance !== null) { lows.push(chance); highs.push(chance); }
+        const fromZero = !opts.free && (info.bounds || info.higher_is_better === false);
+        ticks = niceTicks(fromZero ? 0 : Math.min(...lows), Math.max(...highs), 5);
       }
       const ymin = ticks[0], ymax = ticks[ticks.length - 1];
       const xmin = xs[0], xmax = xs.length > 1 ? xs[xs.length - 1] : xmin + 1;
@@ -87,10 +104,20 @@ const Lens = (() => {
       });
       const axis = svg("text", {x: (L + W - R) / 2, y: H - 4, "text-anchor": "middle", "font-size": 11, fill: "#5b6577"});
       axis.textContent = opts.xLabel || "encoder layer"; plot.append(axis);
+      const yAxis = svg("text", {x: 0, y: 0, "text-anchor": "middle", "font-size": 10, fill: "#5b6577",
+        transform: `translate(11 ${(T + H - B) / 2}) rotate(-90)`});
+      yAxis.textContent = opts.yLabel || info.axis || name; plot.append(yAxis);
+      const legend = el("div", {class: "legend small"});
+      if (chance !== null) {
+        plot.append(svg("line", {x1: L, x2: W - R, y1: Y(chance), y2: Y(chance), stroke: style.chance,
+          "stroke-width": 1.4, "stroke-dasharray": "5 4", class: "chance"}));
+        legend.append(el("span", {class: "dash", style: `--c:${style.chance}`,
+          title: info.baseline_label || ""}, `chance ${fmt(chance)}`));
+      }
       series.forEach((s, si) => {
         const rows = s.rows.filter(r => r.metrics[name]).sort((a, b) => a.layer - b.layer);
         if (!rows.length) return;
-        const color = series.length > 1 ? PALETTE[si % PALETTE.length] : PALETTE[index % PALETTE.length];
+        const color = s.color || PALETTE[(series.length > 1 ? si : index) % PALETTE.length];
         const est = rows.map(r => r.metrics[name]);
         const band = rows.map((r, i) => `${X(r.layer)},${Y(est[i].high)}`)
           .concat(rows.map((r, i) => `${X(r.layer)},${Y(est[i].low)}`).reverse());
@@ -100,21 +127,17 @@ const Lens = (() => {
         rows.forEach((r, i) => {
           const dot = svg("circle", {cx: X(r.layer), cy: Y(est[i].value), r: 3, fill: color});
           const tip = svg("title", {});
-          tip.textContent = `${s.label ? s.label + ", " : ""}layer ${r.layer}: ${fmt(est[i].value)} ` +
-            `[${fmt(est[i].low)}, ${fmt(est[i].high)}]`;
+          tip.textContent = `${s.label ? s.label + ", " : ""}layer ${r.layer}: ${interval(est[i].value, est[i].low, est[i].high)}`;
           dot.append(tip); plot.append(dot);
         });
+        if (s.label) legend.append(el("span", {class: s.dashed ? "line dashed" : "line", style: `--c:${color}`}, s.label));
       });
       const title = el("h3", {title: info.signature || null}, name);
       const panel = el("div", {class: "panel"}, title, plot);
+      if (legend.childNodes.length) panel.append(legend);
       if (info.description) panel.append(el("div", {class: "sub caption"}, info.description));
       box.append(panel);
     });
-    if (series.length > 1) {
-      const legend = el("div", {class: "legend"});
-      series.forEach((s, si) => legend.append(el("span", {style: `--c:${PALETTE[si % PALETTE.length]}`}, s.label)));
-      box.prepend(legend);
-    }
     return names.length;
   }
 
@@ -139,11 +162,11 @@ const Lens = (() => {
     example.target_tokens.forEach(tok => head.append(el("th", {dir: "auto"}, tok)));
     table.append(head);
     example.layers.forEach((layer, i) => {
-      if (layerSet && !layerSet.has(layer)) return;
+      if ((layerSet && !layerSet.has(layer)) || !example.token_logprobs[i]) return;
       const row = el("tr", {}, el("th", {}, layer));
       example.token_logprobs[i].forEach(lp => {
         const p = Math.exp(lp);
-        const cell = el("td", {title: `log-prob ${lp.toFixed(3)} (p = ${p.toFixed(3)})`}, lp.toFixed(1));
+        const cell = el("td", {title: `log-prob ${fmt(lp)} (p = ${fmt(p)})`}, fixed(lp, 1));
         cell.style.background = `rgba(0, 114, 178, ${Math.min(1, p).toFixed(3)})`;
         cell.style.color = p > 0.55 ? "#fff" : "#1d2330";
         row.append(cell);
@@ -154,8 +177,82 @@ const Lens = (() => {
     return wrap;
   }
 
-  /* One example: its input and reference, then a row per layer (layers x output grid). */
-  function renderExample(example, top, layerSet) {
+  /* How readout tokens are coloured: agreement with the top layer and the reference (words), the layer's
+     probability of each token, the entropy each token was chosen from, or the rank each layer gives the reference's
+     tokens. The last three need token scores (eval records them; --score for ranks). */
+  const COLOURINGS = {
+    agreement: "agreement with the top layer and the reference",
+    probability: "probability of each token at its layer",
+    entropy: "entropy of the distribution each token was chosen from",
+    rank: "rank each layer gives the reference's tokens",
+  };
+
+  function tokenText(token) { return String(token).replace(/^[\u2581\u0120]/, " ").replace(/\u010a/g, "\n"); }
+
+  /* One output as its tokens, each shaded by ``value`` (0..1) in ``rgb``, its tooltip from ``tip``. */
+  function shadedTokens(tokensOf, shade, tip, rgb) {
+    const span = el("span", {class: "text tokens", dir: "auto"});
+    if (!tokensOf.length) { span.append(el("span", {class: "empty"}, "(empty)")); return span; }
+    tokensOf.forEach((token, i) => {
+      const v = Math.max(0, Math.min(1, shade(i)));
+      const piece = el("span", {class: "tok shade", title: tip(i)}, tokenText(token));
+      piece.style.background = `rgba(${rgb}, ${(0.06 + 0.88 * v).toFixed(3)})`;
+      piece.style.color = v > 0.6 ? "#fff" : "#1d2330";
+      span.append(piece);
+    });
+    return span;
+  }
+
+  function readoutCell(example, i, topText, mode) {
+    const text = example.outputs[i];
+    if (mode === "probability" && example.logprobs && example.logprobs[i]) {
+      const lp = example.logprobs[i], h = example.entropies[i];
+      return shadedTokens(example.tokens[i], k => Math.exp(lp[k]),
+        k => `p = ${fmt(Math.exp(lp[k]))} (log-prob ${fmt(lp[k])}); entropy ${fmt(h[k])} nats`, "0, 114, 178");
+    }
+    if (mode === "entropy" && example.entropies && example.entropies[i]) {
+      const lp = example.logprobs[i], h = example.entropies[i];
+      const most = Math.max(1, ...example.entropies.flat());
+      return shadedTokens(example.tokens[i], k => h[k] / most,
+        k => `entropy ${fmt(h[k])} nats; p = ${fmt(Math.exp(lp[k]))}`, "213, 94, 0");
+    }
+    if (mode === "rank" && example.token_ranks && example.token_ranks[i]) {
+      const ranks = example.token_ranks[i], lps = example.token_logprobs ? example.token_logprobs[i] : null;
+      return shadedTokens(example.target_tokens, k => 1 / (1 + ranks[k]),
+        k => `reference token ranked ${ranks[k]} (0 = this layer's top prediction)` +
+          (lps ? `; log-prob ${fmt(lps[k])}` : ""), "0, 158, 115");
+    }
+    if (mode && mode !== "agreement") {  // no scores for this row (e.g. the raw lens beside a tuned one)
+      return el("span", {class: "text plain", dir: "auto", title: "no token scores recorded for this row"},
+        text || "(empty)");
+    }
+    return tokens(text, topText, example.reference);
+  }
+
+  /* What each colouring can show for an example set: the modes whose data is there. */
+  function colourings(examples) {
+    const has = key => examples.some(ex => ex[key]);
+    return Object.keys(COLOURINGS).filter(m => m === "agreement" || (m === "rank" ? has("token_ranks") : has("logprobs")));
+  }
+
+  /* The legend of a colouring. */
+  function colourLegend(mode) {
+    const legend = el("div", {class: "legend"});
+    const entries = {
+      agreement: [["#d6e9f6", "token also in the top layer's output at this position"], ["#fbe7c2", "token in the reference"],
+        ["#cdeee3", "both"], ["#f1f7fc", "top (final) layer"]],
+      probability: [["rgba(0,114,178,0.15)", "unlikely at its layer"], ["rgba(0,114,178,0.94)", "likely (p near 1)"]],
+      entropy: [["rgba(213,94,0,0.15)", "sure (low entropy)"], ["rgba(213,94,0,0.94)", "unsure (the example's highest entropy)"]],
+      rank: [["rgba(0,158,115,0.94)", "reference token is the layer's top prediction"],
+        ["rgba(0,158,115,0.15)", "ranked low"]],
+    }[mode] || [];
+    entries.forEach(([c, label]) => legend.append(el("span", {style: `--c:${c}`}, label)));
+    return legend;
+  }
+
+  /* One example: its input and reference, then a row per layer (and per lens, raw first), each with its readout
+     coloured by ``mode`` and one column per metric. */
+  function renderExample(example, top, layerSet, mode) {
     const topIndex = example.layers.indexOf(top);
     const topText = topIndex >= 0 ? example.outputs[topIndex] : example.outputs[example.outputs.length - 1];
     const head = el("div", {class: "example-head"}, example.id !== undefined ? el("div", {class: "id"}, `example ${example.id}`) : null,
@@ -165,15 +262,17 @@ const Lens = (() => {
     }
     const table = el("table", {class: "grid"});
     const scores = example.scores || [];
-    const metricNames = Object.keys(scores[0] || {});
+    const metricNames = [...new Set(scores.flatMap(s => Object.keys(s || {})))];
     table.append(el("tr", {}, el("th", {class: "layer"}, "layer"), el("th", {}, "readout"),
-      metricNames.length ? el("th", {class: "score"}, metricNames.join(" / ")) : null));
+      ...metricNames.map(n => el("th", {class: "score", title: n}, n))));
     example.layers.forEach((layer, i) => {
       if (layerSet && !layerSet.has(layer)) return;
       const label = example.labels ? example.labels[i] : (layer === top ? `${layer} (top)` : String(layer));
-      const row = el("tr", {class: layer === top ? "top" : "", "data-layer": layer},
-        el("td", {class: "layer"}, label), el("td", {class: "readout"}, tokens(example.outputs[i], topText, example.reference)));
-      if (metricNames.length) row.append(el("td", {class: "score"}, metricNames.map(n => fmt(scores[i][n])).join(" / ")));
+      const grouped = i > 0 && example.layers[i - 1] === layer;
+      const row = el("tr", {class: [layer === top ? "top" : "", grouped ? "same-layer" : ""].join(" ").trim(),
+        "data-layer": layer, "data-lens": example.lenses ? example.lenses[i] : null},
+        el("td", {class: "layer"}, label), el("td", {class: "readout"}, readoutCell(example, i, topText, mode || "agreement")));
+      metricNames.forEach(n => row.append(el("td", {class: "score"}, scores[i] && n in scores[i] ? fmt(scores[i][n]) : "")));
       table.append(row);
     });
     const card = el("article", {class: "example", "data-id": example.id}, head, table);
@@ -234,6 +333,6 @@ const Lens = (() => {
     return part;
   }
 
-  return {PALETTE, el, svg, fmt, plural, niceTicks, drawCurves, tokens, heatmap, drawHeatmap, renderExample,
+  return {PALETTE, COLOURINGS, colourings, colourLegend, el, svg, fmt, interval, plural, niceTicks, drawCurves, tokens, heatmap, drawHeatmap, renderExample,
     renderTables, renderSection};
 })();
