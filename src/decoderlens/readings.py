@@ -16,13 +16,13 @@ from decoderlens.inputs import describe
 from decoderlens.lenses import RAW, Lens
 from decoderlens.model_parts import ModelParts
 from decoderlens.readout import lens_output, readout_batch, rows_per_example
-from decoderlens.results import GridOutput, LensOutput, ScoreOutput
+from decoderlens.results import GridOutput, LensOutput, Presentable, ScoreOutput
 from decoderlens.scoring import score_batch, score_output
 from decoderlens.settings import GenerationSettings, RuntimeSettings
 
 
 @dataclass
-class Readings:
+class Readings(Presentable):
     """What ``read_all`` returns: readouts per lens (the first lens's lead), and where asked for, scores and 2-D
     lenses of the same inputs through the first lens."""
 
@@ -36,6 +36,10 @@ class Readings:
     def readouts(self) -> LensOutput:
         """The first lens's readouts."""
         return self.by_lens[self.lenses[0]]
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """Every lens's readout records, each with its lens's name."""
+        return [{"lens": name, **record} for name, output in self.by_lens.items() for record in output.to_records()]
 
 
 @torch.no_grad()

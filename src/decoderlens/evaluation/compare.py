@@ -16,6 +16,7 @@ from decoderlens.evaluation.bootstrap import paired_bootstrap
 from decoderlens.evaluation.folder import EvalFolder, ReadoutRecord, Summary
 from decoderlens.evaluation.metrics import Metric, get_metric
 from decoderlens.evaluation.statistics import AGREEMENT, LOGPROB, LayerStatistics, layer_statistics
+from decoderlens.results import Presentable
 
 SHARES = (0.5, 0.9)
 """Shares of the gap between chance and the top-layer score whose first layer is reported."""
@@ -50,7 +51,7 @@ class Disagreement:
 
 
 @dataclass
-class Comparison:
+class Comparison(Presentable):
     """The result of ``compare``; ``compare.json`` holds it as it is."""
 
     a: str

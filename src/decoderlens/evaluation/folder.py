@@ -30,7 +30,7 @@ from decoderlens.fileio import (
     read_json,
     read_json_lines,
 )
-from decoderlens.results import LayerReadout
+from decoderlens.results import LayerReadout, Presentable
 
 READOUTS = "readouts.jsonl"
 RUN_FILE = "run.json"
@@ -145,7 +145,7 @@ class LayerSummary:
 
 
 @dataclass
-class Summary:
+class Summary(Presentable):
     """Per layer and metric: the corpus value with its bootstrap confidence interval, plus how it was made."""
 
     model: str
@@ -206,13 +206,18 @@ class Summary:
                    metrics, layers, data.get("confidence", 0.95), data.get("bootstrap_resamples", 1000),
                    list(data.get("skipped", [])), grid, raw)
 
-    def to_csv(self) -> str:
+    def to_records(self) -> list[dict[str, Any]]:
         """Long format: layer, metric, value, low, high, n (and the lens, when raw and tuned are both there)."""
         both = bool(self.raw_layers)
-        rows = [{"layer": entry.layer, "metric": name, "value": f"{est.value:.6g}", "low": f"{est.low:.6g}",
-                 "high": f"{est.high:.6g}", "n": est.n, **({"lens": lens} if both else {})}
+        return [{"layer": entry.layer, "metric": name, "value": est.value, "low": est.low, "high": est.high,
+                 "n": est.n, **({"lens": lens} if both else {})}
                 for lens, entries in (("tuned", self.layers), ("raw", self.raw_layers))
                 for entry in entries for name, est in entry.metrics.items()]
+
+    def to_csv(self) -> str:
+        """``to_records`` as CSV, numbers with 6 significant digits."""
+        rows = [{k: f"{v:.6g}" if k in ("value", "low", "high") else v for k, v in row.items()}
+                for row in self.to_records()]
         return csv_text(rows) or "layer,metric,value,low,high,n\n"
 
 

@@ -30,16 +30,21 @@ from decoderlens.evaluation.metrics import Metric, get_normalizer
 from decoderlens.evaluation.settings import EvalSettings
 from decoderlens.evaluation.statistics import AGREEMENT, LayerStatistics, layer_statistics
 from decoderlens.inputs import describe
+from decoderlens.results import Presentable
 from decoderlens.settings import LensMode
 
 
 @dataclass
-class EvalReport:
-    """What ``evaluate`` did: the summary written, and the rows it skipped."""
+class EvalReport(Presentable):
+    """What ``evaluate`` did: the summary written, and the rows it skipped (displays as the summary's table)."""
 
     summary: Summary
     skipped: list[str] = field(default_factory=list)
     new_examples: int = 0
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """The summary's long-format rows."""
+        return self.summary.to_records()
 
 
 Chunk = tuple[list[ReadoutRecord], list[GridRecord]]

@@ -8,19 +8,23 @@ from decoderlens.evaluation.compare import Comparison
 from decoderlens.evaluation.folder import AnalysisTable
 from decoderlens.presentation.numbers import interval, number
 from decoderlens.presentation.report import display_name
-from decoderlens.presentation.tables import fitted_tables
+from decoderlens.presentation.tables import TableSpec, rich_tables
 
 
-def comparison_tables(result: Comparison, width: int = 80) -> list[Table]:
-    """Layers x metrics, each cell ``B - A (low, high)``, split to fit ``width``."""
+def comparison_specs(result: Comparison) -> list[TableSpec]:
+    """Layers x metrics, each cell ``B - A [low, high]``."""
     layers = result.layers
     names = list(layers[0].metrics) if layers else []
-    fixed = [("layer", [str(lc.layer) for lc in layers])]
     columns = [(name, [interval(lc.metrics[name].diff, lc.metrics[name].ci_low, lc.metrics[name].ci_high)
                        for lc in layers]) for name in names]
     caption = (f"{result.examples} shared examples; B = {result.b}, A = {result.a}; cells: B - A [95% paired "
                "bootstrap interval]")
-    return fitted_tables("B - A per layer", fixed, columns, width, caption)
+    return [TableSpec("B - A per layer", [("layer", [str(lc.layer) for lc in layers])], columns, caption)]
+
+
+def comparison_tables(result: Comparison, width: int = 80) -> list[Table]:
+    """The comparison's table, split to fit ``width``."""
+    return rich_tables(comparison_specs(result), width)
 
 
 def reaching_tables(result: Comparison) -> list[AnalysisTable]:
