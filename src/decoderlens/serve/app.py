@@ -1,4 +1,5 @@
-"""The explorer's ASGI app: the page (``GET /``) and the HTTP API (``/api/...``, OpenAPI at ``/docs``)."""
+"""The explorer's ASGI app: the page (``GET /``) and the HTTP API (``/api/...``; its description at ``/docs``, a
+self-contained page, and ``/openapi.json``)."""
 
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ def create_app(lens: DecoderLens, runtime: RuntimeSettings | None = None, limits
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
 
-    app = FastAPI(title="decoderlens", version=__version__, lifespan=lifespan,
+    app = FastAPI(title="decoderlens", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Read out every encoder layer of an encoder-decoder model through its own decoder.")
     app.state.batcher = batcher
     app.state.limits = limits
@@ -90,6 +91,12 @@ def create_app(lens: DecoderLens, runtime: RuntimeSettings | None = None, limits
     async def page() -> HTMLResponse:
         return HTMLResponse(render_page("explorer", {"title": f"DecoderLens: {display_name(lens.name)}",
                                                           "version": __version__}))
+
+    @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        """The API description as a page of its own (no external assets: it works offline)."""
+        return HTMLResponse(render_page("apidocs", {"title": "decoderlens API", "version": __version__,
+                                                    "openapi": app.openapi()}))
 
     @app.get("/api/info")
     async def info() -> dict[str, Any]:

@@ -17,7 +17,9 @@ LensChoice = Literal["raw", "tuned"] | None
 def _settings_fields(names: tuple[str, ...]) -> dict[str, Any]:
     hints = get_type_hints(GenerationSettings)
     defaults = GenerationSettings()
-    return {name: (hints[name], getattr(defaults, name)) for name in names}
+    meta = GenerationSettings.__dataclass_fields__
+    return {name: (hints[name], Field(getattr(defaults, name), description=meta[name].metadata.get("help", "")))
+            for name in names}
 
 
 def _request(name: str, doc: str, settings: tuple[str, ...], **fields: Any) -> type[BaseModel]:
@@ -27,7 +29,7 @@ def _request(name: str, doc: str, settings: tuple[str, ...], **fields: Any) -> t
     return model  # type: ignore[no-any-return]
 
 
-_READ = ("layers", "max_new_tokens", "num_beams", "tgt_lang", "language", "task")
+_READ = ("layers", "max_new_tokens", "num_beams", "tgt_lang", "language", "task", "token_scores")
 ReadoutRequest = _request(
     "ReadoutRequest", "Inputs to read out at every selected layer (the JSON of ``decoderlens run --format json`` "
     "comes back).", _READ, inputs=(list[str], Field(min_length=1)))

@@ -214,17 +214,40 @@ def test_the_page_in_a_real_browser(server: tuple[str, Any], tmp_path: Path) -> 
         top = page.locator("article.example tr.top td.readout").inner_text()
         expected = cli_json("& a | b ! c")["examples"][0]["readouts"][-1]["text"]
         assert top.split() == expected.split()
+        page.select_option("#colouring", "probability")  # every readout token shaded by its probability
+        shaded = page.locator("article.example tr.top td.readout .tok.shade")
+        assert shaded.count() == len(cli_json("& a | b ! c")["examples"][0]["readouts"][-1]["token_ids"])
+        assert shaded.first.get_attribute("title").startswith("p = ")
+        page.select_option("#colouring", "entropy")
+        assert "entropy" in page.locator("article.example tr.top .tok.shade").first.get_attribute("title")
         page.fill("#target", expected)
         page.click("#score")
         page.wait_for_selector("#extras .heat table")
         shown = page.locator("#extras .heat table tr").count()
         assert shown == 1 + 7, "the score heatmap has a row per layer under its header"
+        page.select_option("#colouring", "rank")  # the scored target's tokens, shaded by each layer's rank
+        assert "ranked" in page.locator("article.example tr.top .tok.shade").first.get_attribute("title")
         page.click("#grid")
         page.wait_for_selector("#extras table.heatmap")
         assert page.locator("#extras section.analysis-section").count() == 1  # the grid --html page's section
         page.screenshot(path=str(tmp_path / "explorer.png"))
         assert errors == []
         assert all(r.startswith(url) for r in requests), requests
+    finally:
+        browser.close()
+        manager.stop()
+
+
+@needs_browser
+def test_the_api_description_page_works_offline(server: tuple[str, Any]) -> None:
+    url, _ = server
+    manager, browser, page, errors, requests = open_url(f"{url}/docs", wait_for=".route")
+    try:
+        routes = page.locator(".route h3").all_inner_texts()
+        assert any("POST /api/readout" in r for r in routes) and any("GET /api/info" in r for r in routes)
+        assert "max_new_tokens" in page.locator("#routes").inner_text()  # request fields are listed
+        assert errors == []
+        assert all(r.startswith(url) for r in requests), requests  # no CDN: nothing outside this server
     finally:
         browser.close()
         manager.stop()
