@@ -38,8 +38,13 @@ def encode(parts: ModelParts, items: list[Any], truncation: bool = False,
     return adapter.merge(pieces)
 
 
+Progress = bool | Callable[[int], None]
+"""``True``: a progress bar (examples, rate, time left); a function: told how many more examples are done after
+every batch (a caller's own bar); ``False``: silent."""
+
+
 def each_batch(parts: ModelParts, items: list[Any], runtime: RuntimeSettings, rows_per_example: int,
-               truncation: bool, progress: bool, work: Callable[[list[int]], list[T]],
+               truncation: bool, progress: Progress, work: Callable[[list[int]], list[T]],
                label: str = "decoderlens") -> list[T]:
     """Run ``work`` on every planned batch of input indices; results come back in input order. Batches of the
     auto size are split where their inputs' kept states would not fit the memory budget."""
@@ -50,11 +55,14 @@ def each_batch(parts: ModelParts, items: list[Any], runtime: RuntimeSettings, ro
     batches = plan_batches(items, size, rows_per_example, runtime.max_rows, group_by_length=group)
     if size is None:
         batches = within_memory(parts, items, batches, truncation, runtime.max_memory)
-    with tqdm(total=len(items), desc=label, unit="ex", disable=not progress, dynamic_ncols=True) as bar:
+    report = progress if callable(progress) else None
+    with tqdm(total=len(items), desc=label, unit="ex", disable=progress is not True, dynamic_ncols=True) as bar:
         for indices in batches:
             for index, result in zip(indices, work(indices), strict=True):
                 results[index] = result
             bar.update(len(indices))
+            if report is not None:
+                report(len(indices))
     return results  # type: ignore[return-value]
 
 

@@ -15,6 +15,7 @@ from decoderlens import batching, readings, readout, scoring
 from decoderlens import grid as grid_lens
 from decoderlens import trace as tracing
 from decoderlens.adapter import EncodedBatch
+from decoderlens.batching import Progress
 from decoderlens.decoding import DecodingPlan
 from decoderlens.inputs import as_items, as_targets
 from decoderlens.layers import LayerSpec
@@ -188,10 +189,11 @@ class DecoderLens:
 
     def read_all(self, inputs: Sequence[Any] | str, targets: Sequence[str] | str, layers: LayerSpec = None, *,
                  generation: GenerationSettings | None = None, runtime: RuntimeSettings | None = None,
-                 lenses: list[Lens] | None = None, score: bool = True, grid: bool = False, progress: bool = False,
-                 **overrides: Any) -> Readings:
+                 lenses: list[Lens] | None = None, score: bool = True, grid: bool = False,
+                 progress: Progress = False, **overrides: Any) -> Readings:
         """Readouts through each of ``lenses`` (default: this object's lens) and, from the same encoder pass per
-        batch, the teacher-forced scores of ``targets`` and (``grid``) their 2-D lens: what ``eval`` records."""
+        batch, the teacher-forced scores of ``targets`` and (``grid``) their 2-D lens: what ``eval`` records.
+        ``progress``: a bar, or a function told after every batch how many more examples are done."""
         generation, runtime = self._settings(layers, generation, runtime, overrides)
         items = as_items(inputs)
         return readings.read_all(self.parts, items, as_targets(items, targets), generation, runtime,

@@ -21,6 +21,7 @@ from transformers import (
 
 from decoderlens.architectures import resolve_architecture
 from decoderlens.errors import InputError
+from decoderlens.hub import hub_options, offline_hint
 from decoderlens.inputs import get_tokenizer
 from decoderlens.settings import check_choice, check_device
 from decoderlens.shipped import resolve_model_name
@@ -106,10 +107,12 @@ def load_model_and_processor(
     folder = local_folder(name_or_path)
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
+    if folder is None:
+        kwargs = {**hub_options(name_or_path), **kwargs}
     try:
         config = AutoConfig.from_pretrained(name_or_path, **kwargs)
     except (OSError, ValueError, KeyError) as err:
-        where = "the folder" if folder else "the Hub (is the name right, and is the Hub reachable?)"
+        where = "the folder" if folder else "the Hub (is the name right?)" + offline_hint(name_or_path)
         raise InputError(f"cannot read the config of {name_or_path} from {where}: {_first_line(err)}") from None
     spec, _ = resolve_architecture(config)  # refuse before downloading weights
     if folder is not None and not any((folder / name).exists() for name in TOKENIZER_FILES):

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from decoderlens.batching import each_batch, encode
+from decoderlens.batching import Progress, each_batch, encode
 from decoderlens.decoder_head import DecoderHead
 from decoderlens.forcing import target_labels
 from decoderlens.grid import GIVEN, grid_batch, grid_output
@@ -45,7 +45,7 @@ class Readings(Presentable):
 @torch.no_grad()
 def read_all(parts: ModelParts, items: list[Any], targets: list[str], generation: GenerationSettings,
              runtime: RuntimeSettings, lenses: list[Lens] | None = None, *, score: bool = True, grid: bool = False,
-             progress: bool = False, **extra: Any) -> Readings:
+             progress: Progress = False, **extra: Any) -> Readings:
     """Readouts through each of ``lenses`` (default: the raw lens) and, from the same encoder pass per batch, the
     teacher-forced scores of ``targets`` (``score``) and their 2-D lens (``grid``) through the first lens: what
     ``eval --score --grid --lens both`` records."""

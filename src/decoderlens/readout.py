@@ -69,9 +69,10 @@ def read(parts: ModelParts, items: list[Any], generation: GenerationSettings, ru
 
 
 def top_outputs(parts: ModelParts, items: list[Any], generation: GenerationSettings,
-                runtime: RuntimeSettings) -> list[LayerReadout]:
+                runtime: RuntimeSettings, progress: bool = False) -> list[LayerReadout]:
     """Each input's ordinary output: its top layer, greedy under ``generation``, uncapped."""
-    top = read(parts, items, replace(generation, layers=[parts.num_layers], top_length_cap=None), runtime)
+    top = read(parts, items, replace(generation, layers=[parts.num_layers], top_length_cap=None), runtime,
+               progress=progress)
     return [example.readouts[0] for example in top]
 
 

@@ -76,7 +76,7 @@ def test_a_cycle_would_be_found() -> None:
 
 
 LAYERS: list[tuple[str, ...]] = [
-    ("errors", "version", "fileio", "formats", "shipped", "limits", "scheduling", "budget", "layers",
+    ("errors", "version", "fileio", "formats", "shipped", "hub", "limits", "scheduling", "budget", "layers",
      "evaluation.bootstrap", "evaluation.distributed", "logic.formulas"),
     ("settings", "architectures", "translators", "results"),
     ("inputs", "lenses", "greedy_loop", "tuned.settings", "evaluation.metrics", "evaluation.folder"),

@@ -50,12 +50,14 @@ class EvalReport(Presentable):
 Chunk = tuple[list[ReadoutRecord], list[GridRecord]]
 
 
-def _records_for(lens: Any, rows: list[EvalRow], settings: EvalSettings) -> Chunk:
-    """Read out (and with ``score``/``grid``, score) one chunk of rows from one encoder pass per batch."""
+def _records_for(lens: Any, rows: list[EvalRow], settings: EvalSettings,
+                 progress: Callable[[int], None] | None = None) -> Chunk:
+    """Read out (and with ``score``/``grid``, score) one chunk of rows from one encoder pass per batch;
+    ``progress`` is told after every batch how many more examples are done."""
     items = [row.input for row in rows]
     readings = lens.read_all(items, [row.reference for row in rows], generation=settings.generation,
                              runtime=settings.runtime, lenses=lens.lenses(settings.lens_mode), score=settings.score,
-                             grid=settings.grid)
+                             grid=settings.grid, progress=progress or False)
     grids = [GridRecord(row.id, sorted({c.encoder_layer for c in example.cells}), example.matrix())
              for row, example in zip(rows, readings.grids or [], strict=False)]
     out = readings.readouts
@@ -78,11 +80,15 @@ def _records_for(lens: Any, rows: list[EvalRow], settings: EvalSettings) -> Chun
     return records, grids
 
 
-def _safe_records(lens: Any, rows: list[EvalRow], settings: EvalSettings, skipped: list[str]) -> Chunk:
-    """Records of a chunk; if an input is bad, retry one by one to find it, then skip or fail."""
+def _safe_records(lens: Any, rows: list[EvalRow], settings: EvalSettings, skipped: list[str],
+                  bar: Any) -> Chunk:
+    """Records of a chunk, moving ``bar`` as its batches finish; if an input is bad, retry one by one to find it,
+    then skip or fail."""
+    start = bar.n
     try:
-        return _records_for(lens, rows, settings)
+        return _records_for(lens, rows, settings, bar.update)
     except InputError:
+        bar.update(start - bar.n)  # back to where the chunk began: the retry counts its examples again
         if len(rows) == 1 and settings.on_error == "fail":
             raise
     records: list[ReadoutRecord] = []
@@ -90,12 +96,14 @@ def _safe_records(lens: Any, rows: list[EvalRow], settings: EvalSettings, skippe
     for row in rows:
         try:
             one, grid = _records_for(lens, [row], settings)
+            bar.update(1)
             records += one
             grids += grid
         except InputError as err:
             if settings.on_error == "fail":
                 raise InputError(f"example {row.id}: {err}") from None
             skipped.append(f"example {row.id}: {err}")
+            bar.update(1)
     return records, grids
 
 
@@ -216,14 +224,13 @@ def _run(settings: EvalSettings, folder: EvalFolder, lens: Any, rows: list[EvalR
               unit="ex", disable=not progress or not proc.is_main, dynamic_ncols=True) as bar:
         for number, start in enumerate(range(0, len(todo), settings.chunk_size)):
             chunk = todo[start : start + settings.chunk_size]
-            records, grids = _safe_records(lens, chunk, settings, skipped)
+            records, grids = _safe_records(lens, chunk, settings, skipped, bar)
             if records:
                 folder.write_settings(identity)
                 if grids:
                     folder.append_grids(grids)
                 folder.append(records, path)
             done.extend(records)
-            bar.update(len(chunk))
             if on_chunk is not None:
                 on_chunk(number)
     if proc.world > 1:

@@ -27,6 +27,7 @@ def style() -> Any:
         "font.size": 10, "axes.titlesize": 11, "axes.labelsize": 9, "axes.spines.top": False,
         "axes.spines.right": False, "axes.grid": True, "grid.color": "#e3e7ee", "grid.linewidth": 0.8,
         "legend.frameon": False, "legend.fontsize": 9, "figure.dpi": 150, "savefig.bbox": "tight",
+        "svg.fonttype": "none",  # text stays text in SVG: searchable, editable, read by screen readers
     })
     return plt
 

@@ -87,7 +87,8 @@ class Tuner:
             labels = target_labels(lens.tokenizer, lens.model, [r.reference for r in rows], self.generation.tgt_lang)
             return {r.id: [t for t in seq.tolist() if t != -100] for r, seq in zip(rows, labels, strict=True)}
         plan = lens.plan(self.generation, self.runtime)
-        top = top_outputs(lens.parts, [r.input for r in rows], self.generation, self.runtime)
+        top = top_outputs(lens.parts, [r.input for r in rows], self.generation, self.runtime,
+                          progress=self.proc.is_main)
         return {r.id: output_labels(plan, readout) for r, readout in zip(rows, top, strict=True)}
 
     def batch(self, rows: list[EvalRow], control_seed: int | None = None) -> Batch:

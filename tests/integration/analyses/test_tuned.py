@@ -14,6 +14,7 @@ from decoderlens.logic import shipped_model_path
 from decoderlens.translators import Translators, model_fingerprint
 from decoderlens.tuned.settings import TuneSettings
 from decoderlens.tuned.training import Tuner, affine_least_squares
+from support.browser import needs_browser, open_page
 from support.models import FAMILIES, formulas_file, generation_options, lens_for, sample_inputs
 
 
@@ -157,7 +158,29 @@ def test_eval_with_raw_and_tuned_lenses(logic_lens: DecoderLens, logic_data: Pat
     records = [json.loads(line) for line in (tmp_path / "both" / "readouts.jsonl").read_text().splitlines()]
     assert sum(r.get("lens") == "raw" for r in records) == 24 * 6 and len(records) == 24 * 13
     report = runner.invoke(app, ["report", str(tmp_path / "both")])
-    assert report.exit_code == 0 and '"label": "raw"' in (tmp_path / "both" / "report.html").read_text()
+    assert report.exit_code == 0 and '"label": "raw lens"' in (tmp_path / "both" / "report.html").read_text()
+    table = runner.invoke(app, ["eval", model, str(logic_data), "--input-field", "formula", "--target-field",
+                                "target", "--preset", "logic", "--limit", "24", "--translators",
+                                str(tmp_path / "lens"), "--lens", "both", "--out", str(tmp_path / "both")])
+    assert table.exit_code == 0 and " raw " in table.stdout and " tuned " in table.stdout  # both, labelled
+    plotted = runner.invoke(app, ["plot", str(tmp_path / "both"), "--figure-format", "svg"])
+    figure = (tmp_path / "both" / "figures" / "metrics.svg").read_text()
+    assert plotted.exit_code == 0 and "raw lens" in figure and "tuned lens" in figure
+    if needs_browser.args[0]:  # no browser here: the page's JSON was checked above
+        return
+    manager, browser, page, errors, _ = open_page(tmp_path / "both" / "report.html")
+    try:
+        labels = page.locator("article.example").first.locator("td.layer").all_inner_texts()
+        assert labels[:2] == ["0 raw", "0 tuned"] and labels[-1] == "6 (top)"  # a layer's rows together
+        raw_row = page.locator("article.example").first.locator("tr[data-lens='raw']").first
+        assert raw_row.locator("td.score").count() == 3 and raw_row.locator("td.score").first.inner_text()
+        options = page.locator("#condition option").all_inner_texts()
+        assert any("layer 0 raw wrong" in o for o in options) and any("layer 0 tuned wrong" in o for o in options)
+        assert page.locator("#curves .panel").first.locator(".legend span").count() == 3  # chance, raw, tuned
+        assert errors == []
+    finally:
+        browser.close()
+        manager.stop()
     run = runner.invoke(app, ["run", model, "& a b", "--translators", str(tmp_path / "lens"), "--format", "json"])
     assert run.exit_code == 0 and json.loads(run.stdout)["settings"]["lens"].startswith("tuned:")
     bad = runner.invoke(app, ["eval", model, str(logic_data), "--lens", "tuned", "--out", str(tmp_path / "x")])

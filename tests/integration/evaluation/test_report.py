@@ -27,7 +27,7 @@ def eval_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data.write_text("".join(json.dumps({"id": f"e{i}", "input": t, "target": " ".join(t.split()[:3])}) + "\n"
                             for i, t in enumerate(texts)))
     settings = EvalSettings(model="tiny-t5", data=DataSource(str(data)), metrics=["accuracy", "token_f1"],
-                            generation=GenerationSettings(max_new_tokens=6), score=True, grid=True,
+                            generation=GenerationSettings(max_new_tokens=6, token_scores=True), score=True, grid=True,
                             bootstrap_resamples=100)
     evaluate(settings, folder / "out", lens=lens_for("t5"), progress=False)
     write_report(folder / "out")
@@ -81,6 +81,18 @@ def test_report_loads_offline_and_filters(eval_folder: Path, tmp_path: Path) -> 
         page.select_option("#layer-filter", "1")
         if expected:
             assert page.locator("article.example").first.locator("table.grid tr").count() == 1 + 2
+        assert page.locator("#curves line.chance").count() >= 1  # chance level drawn where a metric has one
+        assert page.locator("#curves .panel .legend span").count() >= 2  # every panel names its lines
+        assert "(share, 0-1)" in page.locator("#curves").inner_text()  # y axes say their unit
+        modes = page.locator("#colouring option").evaluate_all("options => options.map(o => o.value)")
+        assert modes == ["agreement", "probability", "entropy", "rank"]
+        page.select_option("#condition", "all")
+        page.select_option("#layer-filter", "all")
+        page.select_option("#colouring", "probability")
+        shaded = page.locator("article.example .tok.shade")
+        assert shaded.count() > 0 and shaded.first.get_attribute("title").startswith("p = ")
+        page.select_option("#colouring", "rank")
+        assert "ranked" in page.locator("article.example .tok.shade").first.get_attribute("title")
         shot = tmp_path / "report.png"
         page.screenshot(path=str(shot), full_page=False)
         assert_not_blank(shot)
