@@ -44,10 +44,12 @@ every batch (a caller's own bar); ``False``: silent."""
 
 
 def each_batch(parts: ModelParts, items: list[Any], runtime: RuntimeSettings, rows_per_example: int,
-               truncation: bool, progress: Progress, work: Callable[[list[int]], list[T]],
-               label: str = "decoderlens") -> list[T]:
+               truncation: bool, progress: Progress, work: Callable[..., list[T]],
+               label: str = "decoderlens", ticks: bool = False) -> list[T]:
     """Run ``work`` on every planned batch of input indices; results come back in input order. Batches of the
-    auto size are split where their inputs' kept states would not fit the memory budget."""
+    auto size are split where their inputs' kept states would not fit the memory budget. With ``ticks``,
+    ``work(indices, advance)`` may call ``advance(n)`` as examples of its batch finish, so that progress moves
+    within a batch; the rest of the batch is counted when it returns."""
     results: list[T | None] = [None] * len(items)
     spec = parts.adapter.spec
     group = spec.modality == "text" or not spec.padding_sensitive
@@ -58,11 +60,19 @@ def each_batch(parts: ModelParts, items: list[Any], runtime: RuntimeSettings, ro
     report = progress if callable(progress) else None
     with tqdm(total=len(items), desc=label, unit="ex", disable=progress is not True, dynamic_ncols=True) as bar:
         for indices in batches:
-            for index, result in zip(indices, work(indices), strict=True):
+            counted = 0
+
+            def advance(count: int, size: int = len(indices)) -> None:
+                nonlocal counted
+                count = min(count, size - counted)
+                counted += count
+                bar.update(count)
+                if report is not None and count:
+                    report(count)
+
+            for index, result in zip(indices, work(indices, advance) if ticks else work(indices), strict=True):
                 results[index] = result
-            bar.update(len(indices))
-            if report is not None:
-                report(len(indices))
+            advance(len(indices) - counted)
     return results  # type: ignore[return-value]
 
 

@@ -237,7 +237,9 @@ def decode_rows(
     """
     rows = list(range(len(stack))) if rows is None else rows
     if limits is None or not plan.greedy:
+        observer = None if limits is None else limits.on_finish
         limits = RowLimits.uniform(max(rows) + 1, plan.max_new_tokens)
+        limits.on_finish = observer
     if plan.strategy is Strategy.own_loop:
         return greedy_loop(model, plan.prompt, stack.states, stack.mask, make_outputs, plan.eos_token_ids, limits,
                            rows, listener)
@@ -257,6 +259,7 @@ def _one_call(model: PreTrainedModel, plan: DecodingPlan, stack: StackedRows,
     for sequence, row in zip(out, rows, strict=True):
         limits.ended(row, _new_length(sequence, keep, plan.eos_token_ids))
     out = [limits.cut(sequence, row, keep) for sequence, row in zip(out, rows, strict=True)]
+    limits.finished(rows)
     if listener is not None:
         listener({row: sequence[keep:] for row, sequence in zip(rows, out, strict=True)})
     return out
@@ -301,12 +304,14 @@ def _rounds(model: PreTrainedModel, plan: DecodingPlan, stack: StackedRows,
             done |= {active_rows[row] for row in stop if row in active_rows}
         still = [local for local in active if local not in done]
         finished.update({local: prefixes[local] for local in done})
+        limits.finished(rows[local] for local in done)
         ended = len(active) - len(still)
         active, generated = still, generated + step
         budget = max([limits.limits[rows[local]] for local in active], default=0)
         # few rows ended: another round would not pay for its extra call, so finish in one go
         step = step * 2 if ended >= MIN_FINISHED_SHARE * (ended + len(still)) else budget
     finished.update({local: prefixes[local] for local in active})
+    limits.finished(rows[local] for local in active)
     return [limits.cut(finished[local], rows[local], keep) for local in range(count)]
 
 

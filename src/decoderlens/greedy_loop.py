@@ -83,6 +83,7 @@ def greedy_loop(
         if listener is not None:
             stop = listener({rows[local]: sequences[local][len(prompt):] for local in alive})
             ended |= {position[row] for row in stop if row in position}
+        limits.finished(rows[local] for local in ended)
         if not ended:
             step_input = next_tokens[:, None]
             continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 
@@ -27,9 +28,12 @@ class RowLimits:
     """
 
     def __init__(self, limits: list[int], anchors: list[int | None] | None = None,
-                 cap: LengthCap | None = None) -> None:
+                 cap: LengthCap | None = None, on_finish: Callable[[int], None] | None = None) -> None:
         self.limits = list(limits)
         self.cap = cap
+        self.on_finish = on_finish
+        """Told each row once when it stops running (progress within a batch)."""
+        self._finished: set[int] = set()
         self._dependents: dict[int, list[int]] = {}
         for row, anchor in enumerate(anchors or []):
             if anchor is not None:
@@ -47,6 +51,15 @@ class RowLimits:
             for dependent in dependents:
                 self.limits[dependent] = min(self.limits[dependent], self.cap.limit(length))
         return dependents
+
+    def finished(self, rows: Iterable[int]) -> None:
+        """Rows ``rows`` stopped running (for whatever reason); ``on_finish`` hears of each once."""
+        if self.on_finish is None:
+            return
+        for row in rows:
+            if row not in self._finished:
+                self._finished.add(row)
+                self.on_finish(row)
 
     def cut(self, sequence: list[int], row: int, keep: int) -> list[int]:
         """``sequence`` (``keep`` prompt tokens, then new ones) cut at the row's limit."""

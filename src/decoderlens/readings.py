@@ -3,6 +3,7 @@ teacher-forced scores and 2-D lens of the references."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,10 +55,12 @@ def read_all(parts: ModelParts, items: list[Any], targets: list[str], generation
     plan = parts.plan(generation, runtime, **extra)
     head = DecoderHead(parts.model) if grid else None  # refuses unmapped decoders before any work
 
-    def work(indices: list[int]) -> list[tuple[Any, ...]]:
+    def work(indices: list[int], advance: Callable[[int], None]) -> list[tuple[Any, ...]]:
         encoded = encode(parts, [items[i] for i in indices], generation.truncation, runtime.max_memory)
         chunk = [targets[i] for i in indices]
-        readouts = [readout_batch(parts, encoded, chosen, plan, generation, runtime, lens) for lens in lenses]
+        readouts = [readout_batch(parts, encoded, chosen, plan, generation, runtime, lens,  # the last lens ticks
+                                  on_examples=advance if index == len(lenses) - 1 else None)
+                    for index, lens in enumerate(lenses)]
         scores = (score_batch(parts, encoded, chunk, chosen, generation, runtime, lenses[0]) if score
                   else [[]] * len(indices))
         grids: list[Any] = [None] * len(indices)
@@ -68,7 +71,7 @@ def read_all(parts: ModelParts, items: list[Any], targets: list[str], generation
         return list(zip(*readouts, scores, grids, strict=True))
 
     rows = each_batch(parts, items, runtime, rows_per_example(parts, chosen, plan, generation),
-                      generation.truncation, progress, work)
+                      generation.truncation, progress, work, ticks=True)
     by_lens = {lens.name: lens_output(parts, items, [row[index] for row in rows], chosen, plan, generation, lens)
                for index, lens in enumerate(lenses)}
     count = len(lenses)

@@ -3,6 +3,7 @@ with all layers stacked, lower layers' lengths tied to the top layer's (the top-
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Protocol
 
@@ -58,13 +59,13 @@ def read(parts: ModelParts, items: list[Any], generation: GenerationSettings, ru
     chosen = parts.select(generation.layers)
     plan = parts.plan(generation, runtime, **extra)
 
-    def work(indices: list[int]) -> list[list[LayerReadout]]:
+    def work(indices: list[int], advance: Callable[[int], None]) -> list[list[LayerReadout]]:
         encoded = encode(parts, [items[i] for i in indices], generation.truncation, runtime.max_memory)
         return readout_batch(parts, encoded, chosen, plan, generation, runtime, lens,
-                             None if watcher is None else _BatchWatcher(watcher, indices))
+                             None if watcher is None else _BatchWatcher(watcher, indices), advance)
 
     per_example = each_batch(parts, items, runtime, rows_per_example(parts, chosen, plan, generation),
-                             generation.truncation, progress, work)
+                             generation.truncation, progress, work, ticks=True)
     return lens_output(parts, items, per_example, chosen, plan, generation, lens)
 
 
@@ -102,8 +103,10 @@ def rows_per_example(parts: ModelParts, layers: list[int], plan: DecodingPlan, g
 
 def readout_batch(parts: ModelParts, encoded: EncodedBatch, layers: list[int], plan: DecodingPlan,
                   generation: GenerationSettings, runtime: RuntimeSettings, lens: Lens = RAW,
-                  watcher: ReadoutWatcher | None = None) -> list[list[LayerReadout]]:
-    """Readouts of one encoded batch: a list per example, one ``LayerReadout`` per layer (in order).
+                  watcher: ReadoutWatcher | None = None,
+                  on_examples: Callable[[int], None] | None = None) -> list[list[LayerReadout]]:
+    """Readouts of one encoded batch: a list per example, one ``LayerReadout`` per layer (in order);
+    ``on_examples(n)`` hears as examples finish decoding (every one of their rows stopped).
 
     With the top-length cap the top layer's rows come first in the stack, so that however the rows are split into
     calls, every lower row's anchor (its example's top row) is decoded no later than it.
@@ -112,7 +115,8 @@ def readout_batch(parts: ModelParts, encoded: EncodedBatch, layers: list[int], p
     cap = length_cap(parts, plan, generation, layers)
     order = [top, *[layer for layer in layers if layer != top]] if cap else layers
     anchors = [None if cap is None or layer == top else b for layer in order for b in range(size)]
-    limits = RowLimits([plan.max_new_tokens] * len(anchors), anchors, cap)
+    limits = RowLimits([plan.max_new_tokens] * len(anchors), anchors, cap,
+                       None if on_examples is None else _example_counter(size, len(order), on_examples))
     stack = parts.adapter.stack(encoded, order, generation.final_norm, parts.device, lens)
     max_rows = rows_per_call(parts, encoded, runtime, lambda cost, length, width: cost.decoding(
         length, width, plan.max_new_tokens, len(plan.prompt), plan.num_beams))
@@ -134,6 +138,19 @@ def readout_batch(parts: ModelParts, encoded: EncodedBatch, layers: list[int], p
     for readouts in result:
         readouts.sort(key=lambda r: r.layer)
     return result
+
+
+def _example_counter(size: int, rows_per_example: int, on_examples: Callable[[int], None]) -> Callable[[int], None]:
+    """A row observer that tells ``on_examples(1)`` when the last row of an example (row ``i`` belongs to example
+    ``i % size``) stops."""
+    running = [rows_per_example] * size
+
+    def finished(row: int) -> None:
+        running[row % size] -= 1
+        if running[row % size] == 0:
+            on_examples(1)
+
+    return finished
 
 
 def _listener(watcher: ReadoutWatcher, order: list[int], layers: list[int], size: int,

@@ -51,7 +51,7 @@ tokenizer over `<pad> </s> <unk> a b c d e ! & | xor <-> 0 1`. It is an ordinary
   (`decoderlens logic train`; the run resumes from its checkpoint){averaging_text(training)}.
 {"" if not training.get("notes") else chr(10) + "History: " + str(training["notes"]) + chr(10)}
 ## Results (greedy decoding, {num_examples} held-out test formulas)
-| encoder layer read | parses | semantically correct | exact match |
+| encoder layer read | logic_parses | logic_correct (semantically correct) | accuracy (exact match) |
 |---|---|---|---|
 {rows}
 

@@ -267,7 +267,8 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["num_encoder_layers"] == 6 and len(summary["layers"]) == 7
     top = summary["layers"][-1]["metrics"]
-    assert top["logic"]["value"] == analysis.overall[6].correct
+    assert top["logic_correct"]["value"] == analysis.overall[6].correct
+    assert summary["metrics"]["logic_correct"]["baseline"] == analysis.baselines["best_constant"]  # one chance level
     assert top["accuracy"]["value"] == analysis.overall[6].exact
     assert (tmp_path / "summary.csv").read_text().startswith("layer,metric")
     detail = json.loads((tmp_path / "logic_analysis.json").read_text())
@@ -280,6 +281,7 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "summary.json").read_text()) == summary
     said = console.export_text()
     assert "reusing the earlier run" in said and "report.html" in said
+    assert "logic_correct" in said and "Chance level: logic_correct" in said and " [" in said  # eval's names
 
 
 def test_analysis_first_solved_layer() -> None:

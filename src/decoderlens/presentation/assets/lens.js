@@ -189,11 +189,14 @@ const Lens = (() => {
 
   function tokenText(token) { return String(token).replace(/^[\u2581\u0120]/, " ").replace(/\u010a/g, "\n"); }
 
-  /* One output as its tokens, each shaded by ``value`` (0..1) in ``rgb``, its tooltip from ``tip``. */
-  function shadedTokens(tokensOf, shade, tip, rgb) {
+  /* One output as its tokens, each shaded by ``value`` (0..1) in ``rgb``, its tooltip from ``tip``; a word-level
+     vocabulary (no space markers in its tokens, spaces in the text) gets a space between tokens. */
+  function shadedTokens(tokensOf, shade, tip, rgb, text) {
     const span = el("span", {class: "text tokens", dir: "auto"});
     if (!tokensOf.length) { span.append(el("span", {class: "empty"}, "(empty)")); return span; }
+    const spaced = /\s/.test(text || "") && !tokensOf.some(t => /^[\u2581\u0120]/.test(String(t)));
     tokensOf.forEach((token, i) => {
+      if (spaced && i) span.append(" ");
       const v = Math.max(0, Math.min(1, shade(i)));
       const piece = el("span", {class: "tok shade", title: tip(i)}, tokenText(token));
       piece.style.background = `rgba(${rgb}, ${(0.06 + 0.88 * v).toFixed(3)})`;
@@ -208,19 +211,19 @@ const Lens = (() => {
     if (mode === "probability" && example.logprobs && example.logprobs[i]) {
       const lp = example.logprobs[i], h = example.entropies[i];
       return shadedTokens(example.tokens[i], k => Math.exp(lp[k]),
-        k => `p = ${fmt(Math.exp(lp[k]))} (log-prob ${fmt(lp[k])}); entropy ${fmt(h[k])} nats`, "0, 114, 178");
+        k => `p = ${fmt(Math.exp(lp[k]))} (log-prob ${fmt(lp[k])}); entropy ${fmt(h[k])} nats`, "0, 114, 178", text);
     }
     if (mode === "entropy" && example.entropies && example.entropies[i]) {
       const lp = example.logprobs[i], h = example.entropies[i];
       const most = Math.max(1, ...example.entropies.flat());
       return shadedTokens(example.tokens[i], k => h[k] / most,
-        k => `entropy ${fmt(h[k])} nats; p = ${fmt(Math.exp(lp[k]))}`, "213, 94, 0");
+        k => `entropy ${fmt(h[k])} nats; p = ${fmt(Math.exp(lp[k]))}`, "213, 94, 0", text);
     }
     if (mode === "rank" && example.token_ranks && example.token_ranks[i]) {
       const ranks = example.token_ranks[i], lps = example.token_logprobs ? example.token_logprobs[i] : null;
       return shadedTokens(example.target_tokens, k => 1 / (1 + ranks[k]),
         k => `reference token ranked ${ranks[k]} (0 = this layer's top prediction)` +
-          (lps ? `; log-prob ${fmt(lps[k])}` : ""), "0, 158, 115");
+          (lps ? `; log-prob ${fmt(lps[k])}` : ""), "0, 158, 115", example.reference);
     }
     if (mode && mode !== "agreement") {  // no scores for this row (e.g. the raw lens beside a tuned one)
       return el("span", {class: "text plain", dir: "auto", title: "no token scores recorded for this row"},
