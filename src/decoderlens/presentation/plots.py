@@ -9,6 +9,7 @@ from typing import Any
 from decoderlens.errors import InputError
 from decoderlens.evaluation.compare import Comparison
 from decoderlens.evaluation.folder import EvalFolder, MetricInfo, Summary
+from decoderlens.presentation.numbers import number
 from decoderlens.presentation.report import build_payload, display_name
 from decoderlens.presentation.style import CHANCE_COLOR, LENS_NAMES, axis_label, lens_key, series_color
 from decoderlens.results import TraceOutput
@@ -135,7 +136,8 @@ def plot_trace(trace: TraceOutput, target: Path) -> Path:
     top = max(trace.clean_prob, max(max(row) for row in values))
     return heatmap_figure(values, columns, list(range(len(values))), target, xlabel="position restored",
                           ylabel="encoder layer restored", scale="probability", cmap="Blues", vmin=0.0, vmax=top,
-                          title=f"p({trace.answer}); clean {trace.clean_prob:.2g}, corrupted {trace.corrupt_prob:.2g}")
+                          title=f"p({trace.answer}): clean {number(trace.clean_prob)}, corrupted "
+                                f"{number(trace.corrupt_prob)}")
 
 
 def plot_grid(summary: Summary, target: Path) -> Path:

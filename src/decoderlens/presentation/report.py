@@ -19,6 +19,7 @@ from decoderlens.evaluation.compare import Comparison
 from decoderlens.evaluation.folder import AnalysisTable, EvalFolder, GridRecord, MetricInfo, ReadoutRecord, Summary
 from decoderlens.evaluation.metrics import get_metric, get_normalizer
 from decoderlens.fileio import atomic_write_text
+from decoderlens.presentation.numbers import number
 from decoderlens.presentation.style import LENS_NAMES, axis_label, lens_key, page_style, series_color
 from decoderlens.results import GridOutput, LensOutput, ScoreOutput, TraceOutput
 from decoderlens.version import __version__
@@ -254,7 +255,7 @@ def trace_sections(trace: TraceOutput) -> list[dict[str, Any]]:
     columns = trace.tokens if values and len(values[0]) == len(trace.tokens) else ["all positions"]
     caption = (f"Probability of the answer {trace.answer!r} when the clean state of an encoder layer (rows; window "
                f"{trace.window}) at one position (columns) is restored in the corrupted run ({trace.corruption}). "
-               f"Clean run: {trace.clean_prob:.3g}; corrupted run: {trace.corrupt_prob:.3g}.")
+               f"Clean run: {number(trace.clean_prob)}; corrupted run: {number(trace.corrupt_prob)}.")
     return [{"title": trace.input, "caption": caption,
              "heatmaps": [heatmap_spec(values, layers, columns, "Restored probability", "", "encoder layer",
                                        "position", 3)]}]

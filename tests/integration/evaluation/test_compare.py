@@ -120,6 +120,12 @@ def test_compare_page_in_a_browser(tmp_path: Path) -> None:
         assert page.locator("#curves .panel").count() >= 2 and page.locator("#diffs .panel").count() >= 2
         assert page.locator("article.example").count() == 2
         assert "A · 0" in page.inner_text("#examples") and "B · 1" in page.inner_text("#examples")
+        # every panel is a chart with its own legend naming both runs; no legend takes a cell of its own
+        assert page.locator("#curves > .legend").count() == 0
+        legend = page.locator("#curves .panel").first.locator(".legend").inner_text()
+        assert "A: a" in legend and "B: b" in legend and "chance" in legend
+        assert page.locator("#curves .panel").first.locator("line.chance").count() == 1
+        assert "B − A (accuracy)" in page.locator("#diffs").inner_text()  # the differences' y axis says what it is
     finally:
         browser.close()
         manager.stop()
