@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel
 
-from decoderlens import batching, readings, readout, scoring
+from decoderlens import batching, languages, readings, readout, scoring
 from decoderlens import grid as grid_lens
 from decoderlens import trace as tracing
 from decoderlens.adapter import EncodedBatch
@@ -24,7 +24,7 @@ from decoderlens.loading import load_model_and_processor
 from decoderlens.model_parts import ModelParts
 from decoderlens.readings import Readings
 from decoderlens.readout import ReadoutWatcher
-from decoderlens.results import GridOutput, LensOutput, ScoreOutput, TraceOutput
+from decoderlens.results import GridOutput, LanguageOutput, LensOutput, ScoreOutput, TraceOutput
 from decoderlens.settings import LOAD_DEFAULTS as LOAD
 from decoderlens.settings import GenerationSettings, RuntimeSettings, TraceSettings, compose
 from decoderlens.translators import Translators
@@ -187,17 +187,26 @@ class DecoderLens:
                                              {k: v for k, v in overrides.items() if k not in names})
         return tracing.trace(self.parts, item, answer, corrupt, trace_settings, generation, runtime)
 
+    def detect_language(self, inputs: Sequence[Any] | str, layers: LayerSpec = None, *,
+                        generation: GenerationSettings | None = None, runtime: RuntimeSettings | None = None,
+                        lens: Lens | None = None, progress: Progress = False, **overrides: Any) -> LanguageOutput:
+        """The language each selected layer detects for each input (multilingual speech models): what the decoder
+        names first when it reads that layer, with its probability and the runners-up."""
+        generation, runtime = self._settings(layers, generation, runtime, overrides)
+        return languages.detect(self.parts, as_items(inputs), generation, runtime, lens or self.lens, progress)
+
     def read_all(self, inputs: Sequence[Any] | str, targets: Sequence[str] | str, layers: LayerSpec = None, *,
                  generation: GenerationSettings | None = None, runtime: RuntimeSettings | None = None,
                  lenses: list[Lens] | None = None, score: bool = True, grid: bool = False,
-                 progress: Progress = False, **overrides: Any) -> Readings:
+                 languages: bool = False, progress: Progress = False, **overrides: Any) -> Readings:
         """Readouts through each of ``lenses`` (default: this object's lens) and, from the same encoder pass per
         batch, the teacher-forced scores of ``targets`` and (``grid``) their 2-D lens: what ``eval`` records.
         ``progress``: a bar, or a function told after every batch how many more examples are done."""
         generation, runtime = self._settings(layers, generation, runtime, overrides)
         items = as_items(inputs)
         return readings.read_all(self.parts, items, as_targets(items, targets), generation, runtime,
-                                 lenses or [self.lens], score=score, grid=grid, progress=progress)
+                                 lenses or [self.lens], score=score, grid=grid, languages=languages,
+                                 progress=progress)
 
     @staticmethod
     def _settings(layers: LayerSpec, generation: GenerationSettings | None, runtime: RuntimeSettings | None,

@@ -66,6 +66,11 @@ def load_audio(source: str | Path | np.ndarray | tuple[np.ndarray, int], samplin
     return np.asarray(wave, dtype=np.float32)
 
 
+def audio_rate(processor: Any) -> int:
+    """The sampling rate a speech model's feature extractor reads (Hz)."""
+    return int(getattr(processor, "feature_extractor", processor).sampling_rate)
+
+
 def load_image(source: Any) -> Any:
     """Open an image file as RGB (PIL images and arrays pass through)."""
     if not isinstance(source, (str, Path)):
@@ -149,7 +154,7 @@ class InputPreparer:
 
     def _speech(self, items: Sequence[Any]) -> dict[str, torch.Tensor]:
         extractor = getattr(self.processor, "feature_extractor", self.processor)
-        rate = int(extractor.sampling_rate)
+        rate = audio_rate(self.processor)
         waves = [load_audio(item, rate) for item in items]
         limit = getattr(extractor, "n_samples", None)
         for index, wave in enumerate(waves):

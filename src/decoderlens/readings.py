@@ -14,10 +14,11 @@ from decoderlens.decoder_head import DecoderHead
 from decoderlens.forcing import target_labels
 from decoderlens.grid import GIVEN, grid_batch, grid_output
 from decoderlens.inputs import describe
+from decoderlens.languages import check_languages, language_batch, language_output
 from decoderlens.lenses import RAW, Lens
 from decoderlens.model_parts import ModelParts
 from decoderlens.readout import lens_output, readout_batch, rows_per_example
-from decoderlens.results import GridOutput, LensOutput, Presentable, ScoreOutput
+from decoderlens.results import GridOutput, LanguageOutput, LensOutput, Presentable, ScoreOutput
 from decoderlens.scoring import score_batch, score_output
 from decoderlens.settings import GenerationSettings, RuntimeSettings
 
@@ -32,6 +33,8 @@ class Readings(Presentable):
     grids: GridOutput | None = None
     lenses: list[str] = field(default_factory=list)
     """Lens names in the order they were given."""
+    languages: LanguageOutput | None = None
+    """With ``languages``: the language each layer detects, through the first lens."""
 
     @property
     def readouts(self) -> LensOutput:
@@ -46,7 +49,7 @@ class Readings(Presentable):
 @torch.no_grad()
 def read_all(parts: ModelParts, items: list[Any], targets: list[str], generation: GenerationSettings,
              runtime: RuntimeSettings, lenses: list[Lens] | None = None, *, score: bool = True, grid: bool = False,
-             progress: Progress = False, **extra: Any) -> Readings:
+             languages: bool = False, progress: Progress = False, **extra: Any) -> Readings:
     """Readouts through each of ``lenses`` (default: the raw lens) and, from the same encoder pass per batch, the
     teacher-forced scores of ``targets`` (``score``) and their 2-D lens (``grid``) through the first lens: what
     ``eval --score --grid --lens both`` records."""
@@ -54,6 +57,8 @@ def read_all(parts: ModelParts, items: list[Any], targets: list[str], generation
     chosen = parts.select(generation.layers)
     plan = parts.plan(generation, runtime, **extra)
     head = DecoderHead(parts.model) if grid else None  # refuses unmapped decoders before any work
+    if languages:
+        check_languages(parts)
 
     def work(indices: list[int], advance: Callable[[int], None]) -> list[tuple[Any, ...]]:
         encoded = encode(parts, [items[i] for i in indices], generation.truncation, runtime.max_memory)
@@ -68,7 +73,9 @@ def read_all(parts: ModelParts, items: list[Any], targets: list[str], generation
             labels = target_labels(parts.tokenizer, parts.model, chunk, generation.tgt_lang).to(parts.device)
             grids = grid_batch(parts, head, encoded, labels, chosen, generation, runtime, lenses[0],
                                [describe(items[i], i) for i in indices], chunk)
-        return list(zip(*readouts, scores, grids, strict=True))
+        detected = (language_batch(parts, encoded, chosen, generation, runtime, lenses[0]) if languages
+                    else [None] * len(indices))
+        return list(zip(*readouts, scores, grids, detected, strict=True))
 
     rows = each_batch(parts, items, runtime, rows_per_example(parts, chosen, plan, generation),
                       generation.truncation, progress, work, ticks=True)
@@ -81,4 +88,6 @@ def read_all(parts: ModelParts, items: list[Any], targets: list[str], generation
         if score else None,
         grid_output(parts, head, [row[count + 1] for row in rows], chosen, generation, lenses[0], GIVEN)
         if head is not None else None,
-        [lens.name for lens in lenses])
+        [lens.name for lens in lenses],
+        language_output(parts, items, [row[count + 2] for row in rows], chosen, generation, lenses[0])
+        if languages else None)

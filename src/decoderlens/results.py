@@ -349,3 +349,53 @@ class TraceOutput(Result):
         return [{"layer": layer, "position": position if len(row) > 1 or len(self.tokens) == 1 else "all",
                  "token": self.tokens[position] if len(row) > 1 else "", "restored": value}
                 for layer, row in enumerate(self.restored) for position, value in enumerate(row)]
+
+
+@dataclass
+class LanguageGuess:
+    """A language code and the probability a layer gives it among the model's languages."""
+
+    language: str
+    probability: float
+
+
+@dataclass
+class LayerLanguage:
+    """The language the decoder names first when it reads encoder layer ``layer``."""
+
+    layer: int
+    language: str
+    probability: float
+    """Among the model's languages (they sum to 1)."""
+    runners_up: list[LanguageGuess]
+
+
+@dataclass
+class ExampleLanguages:
+    """One input's detected language at every selected layer."""
+
+    input: str
+    layers: list[LayerLanguage]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ExampleLanguages:
+        """Rebuild from its part of ``to_dict`` output."""
+        return cls(data["input"], [LayerLanguage(ll["layer"], ll["language"], ll["probability"],
+                                                 [LanguageGuess(**g) for g in ll["runners_up"]])
+                                   for ll in data["layers"]])
+
+    def layer(self, layer: int) -> LayerLanguage:
+        """The language detected at ``layer``."""
+        return _by_layer(self.layers, layer)
+
+
+@dataclass
+class LanguageOutput(_ResultSet[ExampleLanguages]):
+    """The language every selected layer detects for every input (``detect_language``)."""
+
+    examples: list[ExampleLanguages] = field(metadata={"example_type": ExampleLanguages})
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """One flat record per (example, layer)."""
+        return [{"example": i, "input": ex.input, "layer": ll.layer, "language": ll.language,
+                 "probability": ll.probability} for i, ex in enumerate(self.examples) for ll in ex.layers]

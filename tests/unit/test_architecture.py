@@ -82,7 +82,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("inputs", "lenses", "greedy_loop", "tuned.settings", "evaluation.metrics", "evaluation.folder"),
     ("adapter", "loading", "decoding", "decoder_head", "model_parts", "testing"),
     ("batching", "forcing", "confidence"),
-    ("readout", "scoring", "grid", "trace", "readings"),
+    ("readout", "scoring", "grid", "trace", "languages", "readings"),
     ("engine",),
     ("evaluation", "evaluation.*"),
     ("presentation", "presentation.*"),

@@ -60,6 +60,9 @@ def run(
     output: OutputOpt = None,
     force: ForceOpt = False,
     html: HtmlOpt = None,
+    detect_language: Annotated[bool, typer.Option(
+        "--detect-language", help="Show the language each layer detects (multilingual speech models) instead of "
+        "its readout.")] = False,
     *,
     given: dict[str, Any],
 ) -> None:
@@ -74,6 +77,12 @@ def run(
             generation = replace(generation, token_scores=True)  # the page colours tokens by probability, entropy
         lens = load_lens(model, load, force)
         items = collect_inputs(lens, inputs or [], audio or [], image or [])
+        if detect_language:
+            if html is not None:
+                raise InputError("--html draws readouts: drop it, or --detect-language")
+            show_result(lens.detect_language(items, generation=generation, runtime=runtime, progress=len(items) > 8),
+                        fmt, output)
+            return
         result = lens.generate(items, generation=generation, runtime=runtime, progress=len(items) > 8)
         if html is not None:
             from decoderlens.presentation.report import write_lens_output_html

@@ -24,12 +24,15 @@ class Baseline:
     @property
     def label(self) -> str:
         """In words, for legends and captions."""
-        return f"best constant answer {self.answer!r}" if self.answer else "the empty answer"
+        return f"best constant answer {self.answer.strip()!r}" if self.answer.strip() else "the empty answer"
 
 
 def best_constant(metric: Metric, references: Sequence[str], inputs: Sequence[str]) -> Baseline | None:
     """The best score ``metric`` gives one answer repeated for every example: the empty answer, the most common
-    (normalised) references and the metric's own candidates are tried. ``None`` when no candidate scores."""
+    (normalised) references and the metric's own candidates are tried. ``None`` when no candidate scores, and for
+    diagnostics of the output alone."""
+    if not metric.uses_reference:
+        return None
     candidates = ["", *(text for text, _ in Counter(references).most_common(COMMON_REFERENCES))]
     if metric.constants is not None:
         candidates += list(metric.constants(references))

@@ -15,6 +15,8 @@ from decoderlens.errors import InputError
 from decoderlens.evaluation.bootstrap import paired_bootstrap
 from decoderlens.evaluation.folder import EvalFolder, ReadoutRecord, Summary
 from decoderlens.evaluation.metrics import Metric, get_metric
+from decoderlens.evaluation.nonspeech import HALLUCINATION
+from decoderlens.evaluation.spoken_language import LANGUAGE
 from decoderlens.evaluation.statistics import AGREEMENT, LOGPROB, LayerStatistics, layer_statistics
 from decoderlens.results import Presentable
 
@@ -96,7 +98,7 @@ def _load(folder: Path) -> _Run:
 def _metrics(run: _Run, warnings: list[str]) -> list[Metric]:
     chosen = []
     for name in run.summary.metrics:
-        if name in (AGREEMENT, LOGPROB):
+        if name in (AGREEMENT, LOGPROB, HALLUCINATION, LANGUAGE):  # not from the task's own metric on readouts
             continue
         try:
             chosen.append(get_metric(name))

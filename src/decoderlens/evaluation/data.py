@@ -23,6 +23,11 @@ from decoderlens.settings import described
 
 INPUT_FIELDS = ("input", "source", "question", "formula", "text", "audio", "file_name", "path", "image")
 TARGET_FIELDS = ("target", "reference", "answer", "translation", "transcription", "sentence", "label")
+TRANSCRIPT_FIELDS = ("text", "transcript", "normalized_text", "raw_transcription")
+"""Further names of the reference in an audio folder's manifest, whose input is the audio file."""
+LANGUAGE_FIELDS = ("language", "lang", "locale")
+"""Fields that name an example's language (the spoken one, for speech), guessed where ``--language-field`` is not
+given."""
 AUDIO_INPUT = "file_name"
 """The input field of an audio folder's manifest (and of a bare folder of audio files)."""
 _NOT_UTF8 = re.compile("[\udc80-\udcff]")
@@ -35,6 +40,8 @@ class EvalRow:
     id: str
     input: Any
     reference: str
+    language: str | None = None
+    """The example's language where the data names it (``--language-field``, or a ``language`` field)."""
 
 
 @dataclass
@@ -47,6 +54,9 @@ class DataSource:
         "Field holding the input (dotted paths reach into nested fields; default: guessed)."))
     target_field: str | None = field(default=None, metadata=described(
         "Field holding the reference (default: guessed)."))
+    language_field: str | None = field(default=None, metadata=described(
+        "Field naming each example's language (default: a language, lang or locale field where there is one); "
+        "multilingual speech models are then scored on the language each layer detects."))
     id_field: str | None = field(default=None, metadata=described(
         "Field holding the example id (default: id, else the row number)."))
     config: str | None = field(default=None, metadata=described("Hub data set configuration."))
@@ -107,8 +117,12 @@ def _guess(record: dict[str, Any], candidates: tuple[str, ...], what: str, taken
     for name in candidates:
         if name in record and name != taken:
             return name
-    if taken == AUDIO_INPUT:  # an audio manifest with a single text column: that column is the reference
-        texts = [k for k, v in record.items() if k not in (taken, "id") and isinstance(v, str)]
+    if taken == AUDIO_INPUT:  # an audio manifest: a transcript column, or its single text column, is the reference
+        for name in TRANSCRIPT_FIELDS:
+            if name in record:
+                return name
+        texts = [k for k, v in record.items()
+                 if k not in (taken, "id", *LANGUAGE_FIELDS) and isinstance(v, str)]
         if len(texts) == 1:
             return texts[0]
     option = "--input-field" if what == "input" else "--target-field"
@@ -261,5 +275,6 @@ def load_rows(source: DataSource, references: bool = True) -> LoadedData:
         if isinstance(value, str) and source.template and not audio_folder:
             value = source.template.format(input=value)
         row_id = str(record.get(source.id_field or "id", index))
-        rows.append(EvalRow(row_id, value, str(reference)))
+        language = record.get(source.language_field or next((f for f in LANGUAGE_FIELDS if f in record), ""))
+        rows.append(EvalRow(row_id, value, str(reference), str(language) if language else None))
     return LoadedData(rows, problems)

@@ -38,6 +38,8 @@ SUMMARY_JSON = "summary.json"
 SUMMARY_CSV = "summary.csv"
 TABLES = "tables.json"
 GRIDS = "grid.jsonl"
+NONSPEECH = "nonspeech.jsonl"
+"""What every layer said about the clips without speech (speech models; see ``evaluation.nonspeech``)."""
 LOCK = ".lock"
 STALE_LOCK_SECONDS = 3600
 """A lock held by a process on another machine counts as abandoned once it is this old (each append renews it)."""
@@ -71,6 +73,12 @@ class ReadoutRecord:
     """Each output token's log-probability at this layer (``--token-scores``)."""
     entropies: list[float] | None = None
     """The entropy (nats) each output token was chosen from (``--token-scores``)."""
+    language: str | None = None
+    """The example's language in the data (multilingual speech models)."""
+    detected_language: str | None = None
+    """The language the decoder names first when it reads this layer (multilingual speech models)."""
+    language_probability: float | None = None
+    """Its probability among the model's languages."""
     lens: str | None = None
     """``raw`` for the raw lens's readouts beside tuned ones (``--lens both``); unset otherwise."""
 

@@ -43,6 +43,8 @@ class Metric:
     constants: Callable[[Sequence[str]], Sequence[str]] | None = None
     """Constant answers worth trying for the best-constant baseline beyond the empty answer and the most common
     references (the logic task: every partial assignment)."""
+    uses_reference: bool = True
+    """``False`` for diagnostics of the output alone (repetition, empty), which have no chance level."""
 
     def __call__(self, predictions: Sequence[str], references: Sequence[str],
                  inputs: Sequence[str] | None = None) -> float:
@@ -251,6 +253,40 @@ def _cer() -> Metric:
     return _error_rate("cer", characters=True)
 
 
+def repeats(text: str) -> bool:
+    """Whether ``text`` is caught in a loop: one word four times running, or a run of 2-4 words three times
+    running (``T B B B B``, ``and then and then and then``), the known failure of low layers."""
+    words = text.split()
+    for size in range(1, 5):
+        times = 4 if size == 1 else 3
+        for start in range(len(words) - size * times + 1):
+            gram = words[start: start + size]
+            if all(words[start + k * size: start + (k + 1) * size] == gram for k in range(1, times)):
+                return True
+    return False
+
+
+def _diagnostic(name: str, per_example: Callable[[str, str], float], description: str) -> Metric:
+    metric = mean_metric(name, per_example, description, signature="words")
+    return Metric(metric.name, metric.stats, metric.score, higher_is_better=False, signature=metric.signature,
+                  description=metric.description, bounds=metric.bounds, uses_reference=False)
+
+
+@register_metric("repetition")
+def _repetition() -> Metric:
+    return _diagnostic("repetition", lambda p, r: repeats(p),
+                       "share of readouts caught in a loop (a word 4 times or a run of 2-4 words 3 times running)")
+
+
+@register_metric("empty")
+def _empty() -> Metric:
+    return _diagnostic("empty", lambda p, r: not p.strip(), "share of empty readouts")
+
+
+DIAGNOSTICS = ("repetition", "empty")
+"""Metrics of how a readout fails rather than how right it is, added to every evaluation of a speech model."""
+
+
 @dataclass(frozen=True)
 class Preset:
     """The metrics and normalisation a kind of task is evaluated with."""
@@ -262,7 +298,7 @@ class Preset:
 PRESETS: Registry[Preset] = Registry("preset", option="--preset", entries={
     "qa": Preset(("exact_match", "token_f1")),
     "mt": Preset(("bleu", "chrf")),
-    "asr": Preset(("wer", "cer"), "whisper"),
+    "asr": Preset(("wer", "cer", *DIAGNOSTICS), "whisper"),
     "generic": Preset(("accuracy", "chrf")),
 })
 """Evaluation presets (``--preset``): question answering, translation, speech recognition, generic (plug-ins add

@@ -18,6 +18,7 @@ from decoderlens.evaluation.bootstrap import bootstrap
 from decoderlens.evaluation.data import EvalRow, load_rows
 from decoderlens.evaluation.distributed import process_info
 from decoderlens.evaluation.folder import (
+    NONSPEECH,
     EvalFolder,
     GridCellSummary,
     GridRecord,
@@ -26,10 +27,13 @@ from decoderlens.evaluation.folder import (
     ReadoutRecord,
     Summary,
 )
-from decoderlens.evaluation.metrics import Metric, get_normalizer
+from decoderlens.evaluation.metrics import DIAGNOSTICS, Metric, get_normalizer
+from decoderlens.evaluation.nonspeech import measure_hallucination
 from decoderlens.evaluation.settings import EvalSettings
+from decoderlens.evaluation.spoken_language import add_language_metric, confusion_table
 from decoderlens.evaluation.statistics import AGREEMENT, LayerStatistics, layer_statistics
 from decoderlens.inputs import describe
+from decoderlens.languages import language_code, language_tokens
 from decoderlens.results import Presentable
 from decoderlens.settings import LensMode
 
@@ -55,17 +59,24 @@ def _records_for(lens: Any, rows: list[EvalRow], settings: EvalSettings,
     """Read out (and with ``score``/``grid``, score) one chunk of rows from one encoder pass per batch;
     ``progress`` is told after every batch how many more examples are done."""
     items = [row.input for row in rows]
+    known = language_tokens(lens.model)
+    detect = bool(known) and any(row.language for row in rows)
     readings = lens.read_all(items, [row.reference for row in rows], generation=settings.generation,
                              runtime=settings.runtime, lenses=lens.lenses(settings.lens_mode), score=settings.score,
-                             grid=settings.grid, progress=progress or False)
+                             grid=settings.grid, languages=detect, progress=progress or False)
     grids = [GridRecord(row.id, sorted({c.encoder_layer for c in example.cells}), example.matrix())
              for row, example in zip(rows, readings.grids or [], strict=False)]
     out = readings.readouts
     scored = [{ls.layer: ls for ls in ex.layers} for ex in readings.scores] if readings.scores else [{} for _ in rows]
     records = []
-    for row, example, by_layer in zip(rows, out, scored, strict=True):
+    detected = readings.languages or [None] * len(rows)
+    for row, example, by_layer, heard in zip(rows, out, scored, detected, strict=True):
         for readout in example.readouts:
             record = ReadoutRecord.of(row.id, describe(row.input, row.id), readout, row.reference)
+            if heard is not None and row.language:
+                guess = heard.layer(readout.layer)
+                record.language = language_code(row.language, known) or row.language
+                record.detected_language, record.language_probability = guess.language, guess.probability
             if settings.score:
                 layer_score = by_layer[readout.layer]
                 record.logprob = layer_score.logprob
@@ -128,6 +139,7 @@ def summarize(records: list[ReadoutRecord], settings: EvalSettings, num_layers: 
 
     summary = Summary(settings.model, num_layers, identity or {}, settings.preset, normalize_name, info,
                       summaries(per_layer, metrics), 0.95, settings.bootstrap_resamples)
+    add_language_metric(summary, main, settings.bootstrap_resamples)
     if raw:  # the raw lens's curve ends in the same top layer
         top = [r for r in main if r.layer == num_layers]
         raw_metrics, raw_layers = layer_statistics(raw + top, chosen, normalize_name, num_layers, False)
@@ -198,6 +210,8 @@ def evaluate(settings: EvalSettings, out_dir: Path, lens: Any, progress: bool = 
                                                                       if skipped else ""))
     if callable(lens):  # a loader: the model loads only now that the data has been read
         lens = lens(proc)
+    if lens.adapter.spec.modality == "speech":
+        settings = settings.with_metrics(DIAGNOSTICS)
     layers = sorted(set(lens.select(settings.generation.layers)) | {lens.num_layers})
     settings = replace(settings, generation=replace(settings.generation, layers=layers))
     mode = settings.lens_mode
@@ -247,6 +261,10 @@ def _run(settings: EvalSettings, folder: EvalFolder, lens: Any, rows: list[EvalR
     if settings.grid:
         summary.grid = summarize_grid([g for g in folder.grid_records() if g.id in wanted],
                                       settings.bootstrap_resamples)
+    measure_hallucination(lens, settings, summary, folder.path / NONSPEECH)
+    confusions = confusion_table(done)
+    if confusions is not None:
+        folder.write_tables([confusions])
     folder.write_summary(summary)
     if proc.world > 1:
         proc.barrier()

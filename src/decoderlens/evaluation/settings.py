@@ -3,6 +3,7 @@ that the command line and recipes share."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
@@ -20,6 +21,10 @@ from decoderlens.settings import (
 )
 
 OnError = Literal["skip", "fail"]
+
+
+MAX_NONSPEECH = 256
+"""The most clips without speech an evaluation makes."""
 
 
 @dataclass
@@ -54,6 +59,10 @@ class EvalSettings:
         "skip (and report) or fail on malformed rows.", str, "skip|fail"))
     bootstrap_resamples: int = field(default=1000, metadata=described(
         "Bootstrap resamples of every interval (0: none)."))
+    nonspeech: int | None = field(default=None, metadata=described(
+        "Speech models: clips without speech (silence and noise, made here) read out at every layer to measure "
+        "hallucination, the share of readouts that produce words. Default: 8 for speech models; 0 switches it "
+        "off.", metavar="N"))
 
     def validate(self) -> EvalSettings:
         """Check every option before any model is loaded or any example decoded."""
@@ -73,6 +82,10 @@ class EvalSettings:
                 raise InputError(f"lens (--lens) {self.lens} needs translators: give --translators DIR (from "
                                  "decoderlens tune)")
         check_count("bootstrap_resamples", self.bootstrap_resamples, minimum=0)
+        if self.nonspeech is not None:
+            check_count("nonspeech", self.nonspeech, minimum=0)
+            if self.nonspeech > MAX_NONSPEECH:
+                raise InputError(f"nonspeech (--nonspeech) is at most {MAX_NONSPEECH} clips, got {self.nonspeech}")
         return self
 
     def metric_objects(self) -> tuple[list[Metric], str]:
@@ -83,6 +96,13 @@ class EvalSettings:
         normalize = self.normalize or preset.normalize
         get_normalizer(normalize)
         return metrics, normalize
+
+    def with_metrics(self, names: Sequence[str]) -> EvalSettings:
+        """These settings with the metrics ``names`` added where they are not measured yet (the speech
+        diagnostics for every speech model)."""
+        chosen = list(self.metrics or get_preset(self.preset).metrics)
+        have = {m.name if isinstance(m, Metric) else m for m in chosen}
+        return replace(self, metrics=[*chosen, *(name for name in names if name not in have)])
 
     def identity(self, layers: list[int], max_new_tokens: int) -> dict[str, Any]:
         """The settings that determine the readouts (``run.json``), with the layers and length resolved for the

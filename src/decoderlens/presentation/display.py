@@ -16,6 +16,7 @@ from decoderlens.presentation.tables import (
     TableSpec,
     grid_table_specs,
     html_tables,
+    language_specs,
     readout_specs,
     readout_tables,
     rich_tables,
@@ -47,6 +48,7 @@ _register("ScoreOutput", score_specs)
 _register("GridOutput", grid_table_specs)
 _register("TraceOutput", trace_specs)
 _register("Readings", _readings_specs)
+_register("LanguageOutput", language_specs)
 _register("Summary", summary_specs)
 _register("EvalReport", lambda report: summary_specs(report.summary))
 _register("Comparison", comparison_specs)

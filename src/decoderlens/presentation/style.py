@@ -31,10 +31,11 @@ def axis_label(name: str, bounds: list[float] | tuple[float, float] | None, high
     lower is better)``, ``logprob (nats)``."""
     if name == "logprob":
         return "mean log-prob of the reference (nats)"
-    if not higher_is_better:
-        return f"{name} (errors per reference unit, lower is better)"
+    better = "" if higher_is_better else ", lower is better"
     if bounds is not None and list(bounds) == [0.0, 1.0]:
-        return f"{name} (share, 0-1)"
+        return f"{name} (share, 0-1{better})"
+    if not higher_is_better:
+        return f"{name} (errors per reference unit{better})"
     if bounds is not None and list(bounds) == [0.0, 100.0]:
         return f"{name} (score, 0-100)"
     return name

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from decoderlens.fileio import csv_text, json_text
 from decoderlens.presentation.numbers import fixed, interval, number
-from decoderlens.results import GridOutput, LensOutput, ScoreOutput, TraceOutput
+from decoderlens.results import GridOutput, LanguageOutput, LensOutput, ScoreOutput, TraceOutput
 
 OutputFormat = Literal["table", "json", "csv"]
 Column = tuple[str, list[str]]
@@ -210,7 +210,20 @@ def trace_tables(trace: TraceOutput, width: int = 80) -> list[Table]:
     return rich_tables(trace_specs(trace), width)
 
 
-def render(output: LensOutput | ScoreOutput | GridOutput | TraceOutput, fmt: OutputFormat,
+def language_specs(output: LanguageOutput) -> list[TableSpec]:
+    """Per input: the language each layer detects, its probability and the runners-up."""
+    return [TableSpec(example.input, [("layer", [str(ll.layer) for ll in example.layers])],
+                      [("language", [ll.language for ll in example.layers]),
+                       ("probability", [fixed(ll.probability, 3) for ll in example.layers]),
+                       ("runners-up", [", ".join(f"{g.language} {fixed(g.probability, 3)}" for g in ll.runners_up)
+                                       for ll in example.layers])],
+                      "the language the decoder names first when it reads each layer (probability among the "
+                      "model's languages)", [[ll.probability for ll in example.layers], [0.0] * len(example.layers),
+                                             [0.0] * len(example.layers)])
+            for example in output]
+
+
+def render(output: LensOutput | ScoreOutput | GridOutput | TraceOutput | LanguageOutput, fmt: OutputFormat,
            console: Console | None = None) -> str | None:
     """JSON/CSV text for ``fmt`` json/csv; for ``table``, prints to ``console`` and returns ``None``."""
     if fmt == "json":
@@ -224,6 +237,8 @@ def render(output: LensOutput | ScoreOutput | GridOutput | TraceOutput, fmt: Out
         tables = readout_tables(output)
     elif isinstance(output, GridOutput):
         tables = grid_tables(output, console.width)
+    elif isinstance(output, LanguageOutput):
+        tables = rich_tables(language_specs(output), console.width)
     else:
         tables = score_tables(output, console.width)
     for table in tables:

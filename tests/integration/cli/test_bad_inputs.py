@@ -226,3 +226,24 @@ def test_a_comparison_that_cannot_be_drawn_keeps_its_files(runs: dict[str, Path]
     assert code == 2 and "Traceback" not in err, err
     assert json.loads((tmp_path / "c" / "compare.json").read_text())["examples"] == 8
     assert json.loads(out)["examples"] == 8, "the printed result was lost to the figure's failure"
+
+
+SPEECH_OPTION_CASES = [
+    (["run", MODEL, FORMULA, "--detect-language"], "names no languages"),
+    (["run", MODEL, FORMULA, "--detect-language", "--html", "x.html"], "--html draws readouts"),
+    (["eval", MODEL, "d.jsonl", "--nonspeech", "-1"], "nonspeech (--nonspeech) must be a whole number of at least 0"),
+    (["eval", MODEL, "d.jsonl", "--nonspeech", "1000"], "at most 256 clips"),
+    (["eval", MODEL, "d.jsonl", "--nonspeech", "x"], "Invalid value for '--nonspeech'"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), SPEECH_OPTION_CASES)
+def test_speech_options_refuse_bad_values(args: list[str], message: str, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d.jsonl").write_text('{"formula": "& a b", "target": "a 1 b 1"}\n')
+    code, _, err = run(*args)
+    if message.startswith("Invalid value"):  # the parser's own refusal of a non-number
+        assert code == 2 and message in err and "Traceback" not in err
+        return
+    one_line_error(code, err, message)
