@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import Any
 
 import torch
-from transformers import GenerationMixin, PreTrainedModel
+from transformers import GenerationMixin, LogitsProcessorList, PreTrainedModel
 from transformers.utils import ModelOutput
 
 from decoderlens.adapter import StackedRows
@@ -19,6 +19,7 @@ from decoderlens.greedy_loop import Listener, greedy_loop, plain_greedy
 from decoderlens.inputs import get_tokenizer
 from decoderlens.limits import RowLimits
 from decoderlens.settings import RuntimeSettings
+from decoderlens.step_scores import StepRecorder
 
 DEFAULT_MAX_NEW_TOKENS = 64
 MIN_FINISHED_SHARE = 0.25
@@ -227,10 +228,12 @@ def run_generate(
 def decode_rows(
     model: PreTrainedModel, plan: DecodingPlan, stack: StackedRows, make_outputs: Callable[[torch.Tensor], ModelOutput],
     limits: RowLimits | None = None, rows: list[int] | None = None, listener: Listener | None = None,
+    recorder: StepRecorder | None = None,
 ) -> list[list[int]]:
     """Decode stacked rows (row ``i`` is ``rows[i]`` of ``limits``) by the plan's strategy; returns sequences with
     their prompt. ``listener`` sees rows' new tokens as they come (each step of the own loop, each round of
-    ``generate``) and may name rows to stop.
+    ``generate``) and may name rows to stop; ``recorder`` (greedy decoding) keeps every step's log-probability and
+    entropy per row.
 
     Greedy decoding stops every row at its limit, including limits that arrive while it runs; beam search
     runs every row to ``max_new_tokens``.
@@ -242,19 +245,28 @@ def decode_rows(
         limits.on_finish = observer
     if plan.strategy is Strategy.own_loop:
         return greedy_loop(model, plan.prompt, stack.states, stack.mask, make_outputs, plan.eos_token_ids, limits,
-                           rows, listener)
+                           rows, listener, recorder)
     if plan.strategy is Strategy.rounds:
-        return _rounds(model, plan, stack, make_outputs, limits, rows, listener)
-    return _one_call(model, plan, stack, make_outputs, limits, rows, listener)
+        return _rounds(model, plan, stack, make_outputs, limits, rows, listener, recorder)
+    return _one_call(model, plan, stack, make_outputs, limits, rows, listener, recorder)
+
+
+def _recording(recorder: StepRecorder | None, rows: list[int]) -> dict[str, Any]:
+    """The ``generate`` option that records the steps of ``rows`` (in batch order), where a recorder is given."""
+    if recorder is None:
+        return {}
+    recorder.current = rows
+    return {"logits_processor": LogitsProcessorList([recorder.processor()])}
 
 
 def _one_call(model: PreTrainedModel, plan: DecodingPlan, stack: StackedRows,
               make_outputs: Callable[[torch.Tensor], ModelOutput], limits: RowLimits, rows: list[int],
-              listener: Listener | None) -> list[list[int]]:
+              listener: Listener | None, recorder: StepRecorder | None = None) -> list[list[int]]:
     """One ``generate`` call, as long as the longest row's limit."""
     keep, budget = len(plan.prompt), max(limits.limits[row] for row in rows)
     overrides: dict[str, Any] = ({} if budget >= plan.max_new_tokens
                                  else {"max_new_tokens": budget, "forced_eos_token_id": None})
+    overrides.update(_recording(recorder, rows))
     out = run_generate(model, plan, stack, make_outputs, **overrides).tolist()
     for sequence, row in zip(out, rows, strict=True):
         limits.ended(row, _new_length(sequence, keep, plan.eos_token_ids))
@@ -267,7 +279,7 @@ def _one_call(model: PreTrainedModel, plan: DecodingPlan, stack: StackedRows,
 
 def _rounds(model: PreTrainedModel, plan: DecodingPlan, stack: StackedRows,
             make_outputs: Callable[[torch.Tensor], ModelOutput], limits: RowLimits, rows: list[int],
-            listener: Listener | None) -> list[list[int]]:
+            listener: Listener | None, recorder: StepRecorder | None = None) -> list[list[int]]:
     """Greedy decoding in rounds of growing length that continue only unfinished rows: a continued row gets its
     tokens so far as decoder prefix, so every logits processor sees the same history. Rules tied to one call's
     start or end are kept where they belong: begin-suppression and the forced first token only in the first
@@ -286,6 +298,7 @@ def _rounds(model: PreTrainedModel, plan: DecodingPlan, stack: StackedRows,
             overrides["forced_eos_token_id"] = None
         if generated:
             overrides.update(begin_suppress_tokens=None, forced_bos_token_id=None)
+        overrides.update(_recording(recorder, [rows[local] for local in active]))
         index = torch.tensor(active, device=device)
         prefix = torch.tensor([prefixes[local] for local in active], device=device)
         out = run_generate(model, plan, stack.part(index), make_outputs, prefix, **overrides).tolist()

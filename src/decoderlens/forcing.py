@@ -14,11 +14,17 @@ from decoderlens.adapter import EncodedBatch
 from decoderlens.architectures import decoder_position_limit
 from decoderlens.decoding import DecodingPlan, decoder_start_id
 from decoderlens.errors import InputError
+from decoderlens.model_parts import ModelParts
 from decoderlens.results import LayerReadout
+from decoderlens.settings import GenerationSettings, RuntimeSettings
 
 
-def target_labels(tokenizer: Any, model: PreTrainedModel, targets: Sequence[str], tgt_lang: str | None) -> torch.Tensor:
-    """Target token ids, padded with -100; a leading decoder-start token is dropped (Whisper)."""
+def target_labels(tokenizer: Any, model: PreTrainedModel, targets: Sequence[str], tgt_lang: str | None,
+                  prompt: Sequence[int] = ()) -> torch.Tensor:
+    """Target token ids, padded with -100; a leading decoder-start token is dropped. Where the decoding plan's
+    ``prompt`` holds more than the start token (a speech prompt with language and task tokens), the labels begin
+    with it, in place of any prompt tokens the tokenizer writes itself: references are scored in the language and
+    task the readouts are decoded with."""
     if tgt_lang is not None and hasattr(tokenizer, "tgt_lang"):
         tokenizer.tgt_lang = tgt_lang
     for index, target in enumerate(targets):
@@ -26,13 +32,34 @@ def target_labels(tokenizer: Any, model: PreTrainedModel, targets: Sequence[str]
             raise InputError(f"target #{index} is empty: give a non-empty reference text")
     ids = tokenizer(text_target=list(targets)).input_ids
     start = decoder_start_id(model)
-    ids = [seq[1:] if seq and seq[0] == start else seq for seq in ids]
+    special = {*getattr(tokenizer, "all_special_ids", []), *getattr(tokenizer, "added_tokens_decoder", {}), *prompt}
+
+    def planned(seq: list[int]) -> list[int]:
+        if len(prompt) <= 1:
+            return seq[1:] if seq and seq[0] == start else seq
+        text = seq
+        while text and (text[0] == start or text[0] in special):  # the tokenizer's own prompt tokens
+            text = text[1:]
+        return [*prompt[1:], *text]
+
+    ids = [planned(seq) for seq in ids]
     limit = decoder_position_limit(model.config)
     for index, seq in enumerate(ids):
         if limit is not None and len(seq) > limit:
             raise InputError(f"target #{index} is {len(seq)} tokens long; this model's decoder reads at most {limit} "
                              "positions: shorten the target")
     return padded_labels(ids)
+
+
+def reference_labels(parts: ModelParts, targets: Sequence[str], generation: GenerationSettings,
+                     runtime: RuntimeSettings) -> torch.Tensor:
+    """Reference texts as labels under the call's decoding plan (its prompt), on the model's device. Models with a
+    speech prompt (Whisper-style) write a space before the first word of every transcript, so a reference gets one
+    where it has none: ``Das Haus`` is scored as the model writes it (`` Das Haus``)."""
+    prompt = parts.plan(generation, runtime).prompt
+    if parts.adapter.spec.speech_prompt:
+        targets = [t if not isinstance(t, str) or t[:1].isspace() else f" {t}" for t in targets]
+    return target_labels(parts.tokenizer, parts.model, targets, generation.tgt_lang, prompt).to(parts.device)
 
 
 def padded_labels(ids: Sequence[list[int]]) -> torch.Tensor:

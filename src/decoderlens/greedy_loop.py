@@ -18,6 +18,7 @@ from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 from transformers.utils import ModelOutput
 
 from decoderlens.limits import RowLimits
+from decoderlens.step_scores import StepRecorder
 
 Listener = Callable[[dict[int, list[int]]], set[int]]
 """Sees rows' new tokens so far (by row) as decoding runs; returns rows to stop early."""
@@ -48,13 +49,14 @@ def plain_greedy(model: PreTrainedModel, options: dict[str, Any]) -> bool:
 def greedy_loop(
     model: PreTrainedModel, prompt: list[int], states: torch.Tensor, mask: torch.Tensor | None,
     make_outputs: Callable[[torch.Tensor], ModelOutput], eos_token_ids: set[int], limits: RowLimits,
-    rows: list[int], listener: Listener | None = None,
+    rows: list[int], listener: Listener | None = None, recorder: StepRecorder | None = None,
 ) -> list[list[int]]:
     """Greedy sequences (prompt included) for stacked encoder states; row ``i`` is ``rows[i]`` of ``limits``.
 
     A row stops at its end-of-sequence token or its limit; limits that arrive while decoding (an anchor row
     ended) drop the rows already past them, whose sequences are cut when they are returned. ``listener`` sees
-    every running row's new tokens after each step and may name rows to stop (their readers left).
+    every running row's new tokens after each step and may name rows to stop (their readers left); ``recorder``
+    keeps every step's log-probability and entropy per row.
     """
     count = states.shape[0]
     sequences = [list(prompt) for _ in range(count)]
@@ -69,7 +71,10 @@ def greedy_loop(
         out = model(encoder_outputs=encoder_outputs, attention_mask=mask, decoder_input_ids=step_input, cache=cache,
                     use_cache=True)
         cache = out.cache
-        next_tokens = out.logits[:, -1, :].float().argmax(-1)
+        logits = out.logits[:, -1, :]
+        next_tokens = logits.float().argmax(-1)
+        if recorder is not None:
+            recorder.add([rows[local] for local in alive], logits)
         ended: set[int] = set()
         for local, token in zip(alive, next_tokens.tolist(), strict=True):
             sequences[local].append(token)

@@ -13,7 +13,7 @@ from transformers import PreTrainedModel
 from decoderlens.adapter import EncodedBatch, ModelAdapter
 from decoderlens.batching import each_batch, encode, rows_per_call
 from decoderlens.decoder_head import DecoderHead
-from decoderlens.forcing import decoder_inputs, output_labels, padded_labels, target_labels, teacher_forced
+from decoderlens.forcing import decoder_inputs, output_labels, padded_labels, reference_labels, teacher_forced
 from decoderlens.inputs import describe
 from decoderlens.lenses import RAW, Lens
 from decoderlens.model_parts import ModelParts
@@ -45,7 +45,7 @@ def grid(parts: ModelParts, items: list[Any], targets: Sequence[str] | None, gen
         encoded = encode(parts, [items[i] for i in indices], generation.truncation, runtime.max_memory)
         chunk = [target_list[i] for i in indices]
         labels = (padded_labels([label_ids[i] for i in indices]) if label_ids
-                  else target_labels(parts.tokenizer, parts.model, chunk, generation.tgt_lang))
+                  else reference_labels(parts, chunk, generation, runtime))
         return grid_batch(parts, head, encoded, labels.to(parts.device), chosen, generation, runtime, lens,
                           [describe(items[i], i) for i in indices], chunk)
 

@@ -11,7 +11,7 @@ import torch
 
 from decoderlens.batching import Progress, each_batch, encode
 from decoderlens.decoder_head import DecoderHead
-from decoderlens.forcing import target_labels
+from decoderlens.forcing import reference_labels
 from decoderlens.grid import GIVEN, grid_batch, grid_output
 from decoderlens.inputs import describe
 from decoderlens.languages import check_languages, language_batch, language_output
@@ -70,7 +70,7 @@ def read_all(parts: ModelParts, items: list[Any], targets: list[str], generation
                   else [[]] * len(indices))
         grids: list[Any] = [None] * len(indices)
         if head is not None:
-            labels = target_labels(parts.tokenizer, parts.model, chunk, generation.tgt_lang).to(parts.device)
+            labels = reference_labels(parts, chunk, generation, runtime)
             grids = grid_batch(parts, head, encoded, labels, chosen, generation, runtime, lenses[0],
                                [describe(items[i], i) for i in indices], chunk)
         detected = (language_batch(parts, encoded, chosen, generation, runtime, lenses[0]) if languages

@@ -21,6 +21,7 @@ from decoderlens.model_parts import ModelParts
 from decoderlens.results import ExampleReadouts, LayerReadout, LensOutput
 from decoderlens.scheduling import row_slices
 from decoderlens.settings import GenerationSettings, RuntimeSettings
+from decoderlens.step_scores import StepRecorder
 
 CAP_MARGIN = 16
 """Extra new tokens allowed beyond ``top_length_cap`` times the length of an example's top-layer output."""
@@ -121,12 +122,17 @@ def readout_batch(parts: ModelParts, encoded: EncodedBatch, layers: list[int], p
     max_rows = rows_per_call(parts, encoded, runtime, lambda cost, length, width: cost.decoding(
         length, width, plan.max_new_tokens, len(plan.prompt), plan.num_beams))
     listener = None if watcher is None else _listener(watcher, order, layers, size, plan)
+    recorder = StepRecorder() if generation.token_scores and plan.greedy else None
     sequences: list[list[int]] = []
     for rows in row_slices(len(anchors), max_rows):
         sequences += decode_rows(parts.model, plan, stack.part(rows), encoded.as_encoder_outputs, limits,
-                                 list(range(rows.start, rows.stop)), listener)
+                                 list(range(rows.start, rows.stop)), listener, recorder)
     outputs = [strip_output(sequence, plan) for sequence in sequences]
-    sure = own_token_statistics(parts, encoded, stack, outputs, plan, runtime) if generation.token_scores else None
+    sure = None
+    if recorder is not None:  # recorded while decoding
+        sure = [recorder.scores(row, len(ids)) for row, ids in enumerate(outputs)]
+    elif generation.token_scores:  # beam search: one teacher-forced pass over the chosen beams
+        sure = own_token_statistics(parts, encoded, stack, outputs, plan, runtime)
     result: list[list[LayerReadout]] = [[] for _ in range(size)]
     for row, ids in enumerate(outputs):
         layer, example = order[row // size], row % size

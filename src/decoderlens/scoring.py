@@ -9,7 +9,7 @@ from transformers import PreTrainedModel
 
 from decoderlens.adapter import EncodedBatch, ModelAdapter
 from decoderlens.batching import each_batch, encode, rows_per_call
-from decoderlens.forcing import decoder_inputs, target_labels, teacher_forced
+from decoderlens.forcing import decoder_inputs, reference_labels, teacher_forced
 from decoderlens.inputs import describe
 from decoderlens.lenses import RAW, Lens
 from decoderlens.model_parts import ModelParts
@@ -36,7 +36,7 @@ def score(parts: ModelParts, items: list[Any], targets: list[str], generation: G
 def score_batch(parts: ModelParts, encoded: EncodedBatch, targets: list[str], layers: list[int],
                 generation: GenerationSettings, runtime: RuntimeSettings, lens: Lens) -> list[list[LayerScore]]:
     """Scores of one encoded batch: per example, one ``LayerScore`` per layer."""
-    labels = target_labels(parts.tokenizer, parts.model, targets, generation.tgt_lang).to(parts.device)
+    labels = reference_labels(parts, targets, generation, runtime)
     max_rows = rows_per_call(parts, encoded, runtime, lambda cost, length, width: cost.scoring(
         length, width, labels.shape[1]))
     statistics = token_statistics(parts.model, parts.adapter, encoded, labels, layers, generation.top_k, max_rows,

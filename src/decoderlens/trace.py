@@ -15,7 +15,7 @@ import torch
 
 from decoderlens.adapter import EncodedBatch, ModelAdapter
 from decoderlens.errors import InputError
-from decoderlens.forcing import decoder_inputs, output_labels, target_labels, teacher_forced
+from decoderlens.forcing import decoder_inputs, output_labels, reference_labels, teacher_forced
 from decoderlens.inputs import describe, load_audio
 from decoderlens.model_parts import ModelParts
 from decoderlens.readout import top_outputs
@@ -43,7 +43,7 @@ def trace(parts: ModelParts, item: Any, answer: str | None, corrupt: Corruption,
         labels = torch.tensor([output_labels(parts.plan(generation, runtime), top)])
         answer = top.text
     else:
-        labels = target_labels(parts.tokenizer, parts.model, [answer], generation.tgt_lang)
+        labels = reference_labels(parts, [answer], generation, runtime)
     tracer = Tracer(parts.model, parts.adapter, batch, clean, labels.to(parts.device))
     clean_prob = float(tracer.answer_prob(clean.final_output, clean.attention_mask)[0])
     corrupted, noise, corruption = _corruption(parts, item, batch, corrupt, settings)

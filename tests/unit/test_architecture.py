@@ -79,7 +79,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("errors", "version", "fileio", "formats", "shipped", "hub", "limits", "scheduling", "budget", "layers",
      "evaluation.bootstrap", "evaluation.distributed", "logic.formulas"),
     ("settings", "architectures", "translators", "results"),
-    ("inputs", "lenses", "greedy_loop", "tuned.settings", "evaluation.metrics", "evaluation.folder"),
+    ("inputs", "lenses", "step_scores", "greedy_loop", "tuned.settings", "evaluation.metrics", "evaluation.folder"),
     ("adapter", "loading", "decoding", "decoder_head", "model_parts", "testing"),
     ("batching", "forcing", "confidence"),
     ("readout", "scoring", "grid", "trace", "languages", "readings"),

@@ -29,7 +29,7 @@ from decoderlens.engine import DecoderLens
 from decoderlens.errors import InputError
 from decoderlens.evaluation.data import DataSource, EvalRow, load_rows
 from decoderlens.evaluation.distributed import ProcessInfo, process_info
-from decoderlens.forcing import decoder_inputs, output_labels, target_labels, teacher_forced
+from decoderlens.forcing import decoder_inputs, output_labels, reference_labels, teacher_forced
 from decoderlens.inputs import describe
 from decoderlens.lenses import RAW, TunedLens
 from decoderlens.readout import top_outputs
@@ -84,7 +84,7 @@ class Tuner:
         """Per row id, the label ids to teacher-force: the model's greedy top output (kl, lstsq) or the reference."""
         lens = self.lens
         if self.settings.objective == "reference":
-            labels = target_labels(lens.tokenizer, lens.model, [r.reference for r in rows], self.generation.tgt_lang)
+            labels = reference_labels(lens.parts, [r.reference for r in rows], self.generation, self.runtime)
             return {r.id: [t for t in seq.tolist() if t != -100] for r, seq in zip(rows, labels, strict=True)}
         plan = lens.plan(self.generation, self.runtime)
         top = top_outputs(lens.parts, [r.input for r in rows], self.generation, self.runtime,

@@ -55,3 +55,10 @@ def test_every_result_type_displays_in_notebooks_and_prints(logic_lens: DecoderL
         text = str(result)
         assert f"{type(result).__name__}(" not in text and "layer" in text, type(result).__name__
         assert len(result.to_pandas()) > 0
+
+
+def test_token_scores_under_beam_search(logic_lens: DecoderLens) -> None:
+    out = logic_lens.generate(FORMULAS[:2], layers="0,-1", num_beams=2, token_scores=True)
+    for example in out:
+        for readout in example.readouts:  # teacher-forced on the chosen beam
+            assert len(readout.logprobs) == len(readout.token_ids) and all(lp <= 0 for lp in readout.logprobs)

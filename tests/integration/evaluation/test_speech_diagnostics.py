@@ -105,3 +105,25 @@ def test_real_whisper_base_detects_english_at_its_top_layer(tmp_path: Path) -> N
     lens = DecoderLens.from_pretrained(str(REAL_BASE), device="cpu")
     top = lens.detect_language([str(clip)], layers=[-1])[0].layers[0]
     assert top.language == "en" and top.probability > 0.5
+
+
+def test_references_are_scored_under_the_readouts_prompt() -> None:
+    lens = multilingual_whisper()
+    vocab = lens.tokenizer.get_vocab()
+    scored = lens.score(sample_waveforms(1, seed=5), ["w1 w2"], language="w6", layers=[-1])[0].layers[0].tokens
+    # the language the readouts are decoded in comes first, once, then the text: not the tokenizer's own prefix
+    assert [t.token_id for t in scored][:3] == [vocab["w6"], vocab["w1"], vocab["w2"]]
+
+
+@pytest.mark.skipif(not REAL_BASE.is_dir() or shutil.which("espeak-ng") is None,
+                    reason="needs real Whisper base (../shared/models/real-whisper/build.sh) and espeak-ng")
+def test_real_whisper_scores_its_own_transcript_as_it_wrote_it(tmp_path: Path) -> None:
+    clip = tmp_path / "clip.wav"
+    subprocess.run(["espeak-ng", "-v", "de", "-w", str(clip), "Das Haus ist klein und der Garten ist grün."],
+                   check=True, capture_output=True)
+    lens = DecoderLens.from_pretrained(str(REAL_BASE), device="cpu")
+    top = lens.generate([str(clip)], language="de", layers=[-1], token_scores=True)[0].readouts[0]
+    scored = lens.score([str(clip)], [top.text], language="de", layers=[-1])[0].layers[0].tokens
+    text = [t for t in scored if t.token_id in top.token_ids]
+    assert [t.token_id for t in scored[3:3 + len(top.token_ids)]] == top.token_ids  # after <|de|><|transcribe|>...
+    assert all(t.rank == 0 for t in text[:3])  # the model's own words are its top predictions
