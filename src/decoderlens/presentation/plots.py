@@ -15,6 +15,8 @@ from decoderlens.presentation.style import CHANCE_COLOR, LENS_NAMES, axis_label,
 from decoderlens.results import TraceOutput
 
 FORMATS = ("png", "svg", "pdf")
+PANELS_PER_ROW = 4
+"""Metric panels side by side before a figure wraps to a new row (readable at a paper's column width)."""
 
 
 def style() -> Any:
@@ -52,8 +54,8 @@ def chance_line(ax: Any, info: MetricInfo | None) -> None:
                    label="chance (best constant answer)")
 
 
-def figure_legend(fig: Any, axes: Any) -> None:
-    """One legend for the whole figure, below the panels, naming every line once."""
+def figure_legend(fig: Any, axes: Any, rows: int = 1) -> None:
+    """One legend for the whole figure, below the panels (``rows`` of them), naming every line once."""
     seen: dict[str, Any] = {}
     for ax in axes:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
@@ -61,7 +63,7 @@ def figure_legend(fig: Any, axes: Any) -> None:
     if seen:
         fig.legend(list(seen.values()), list(seen), loc="lower center", ncol=min(4, len(seen)),
                    bbox_to_anchor=(0.5, -0.02))
-        fig.tight_layout(rect=(0, 0.1, 1, 1))
+        fig.tight_layout(rect=(0, 0.1 / rows, 1, 1))
 
 
 def plot_curves(summary: Summary, target: Path) -> Path:
@@ -74,8 +76,13 @@ def plot_curves(summary: Summary, target: Path) -> Path:
     if not names:
         raise InputError("the summary has no metrics to plot: run `decoderlens eval` first")
     curves = [(key or lens_key(summary.settings), entries) for key, entries in summary.lens_curves]
-    fig, axes = plt.subplots(1, len(names), figsize=(3.4 * len(names), 3.1), squeeze=False)
-    for name, ax in zip(names, axes[0], strict=True):
+    columns = min(PANELS_PER_ROW, len(names))
+    panel_rows = math.ceil(len(names) / columns)
+    fig, grid = plt.subplots(panel_rows, columns, figsize=(3.4 * columns, 3.0 * panel_rows), squeeze=False)
+    axes = [ax for row in grid for ax in row]
+    for ax in axes[len(names):]:
+        ax.set_visible(False)
+    for name, ax in zip(names, axes, strict=False):
         info = summary.metrics.get(name)
         values: list[float] = []
         for key, entries in curves:
@@ -93,7 +100,7 @@ def plot_curves(summary: Summary, target: Path) -> Path:
         ax.set_title(name)
         ax.set_xlabel(f"encoder layer (0 = embeddings, {summary.num_encoder_layers} = output)")
     fig.tight_layout()
-    figure_legend(fig, axes[0])
+    figure_legend(fig, axes[: len(names)], panel_rows)
     fig.savefig(target)
     plt.close(fig)
     return target

@@ -27,15 +27,14 @@ def lens_key(settings: dict[str, Any]) -> str:
 
 
 def axis_label(name: str, bounds: list[float] | tuple[float, float] | None, higher_is_better: bool = True) -> str:
-    """A metric's y-axis label with its unit: ``logic_correct (share, 0-1)``, ``bleu (0-100)``, ``wer (error rate,
-    lower is better)``, ``logprob (nats)``."""
+    """A metric's y-axis label with its unit: ``logic_correct (share, 0-1)``, ``bleu (score, 0-100)``, ``wer (rate,
+    lower is better)``, ``empty (share, lower is better)``, ``logprob (nats)``."""
     if name == "logprob":
         return "mean log-prob of the reference (nats)"
-    better = "" if higher_is_better else ", lower is better"
     if bounds is not None and list(bounds) == [0.0, 1.0]:
-        return f"{name} (share, 0-1{better})"
+        return f"{name} (share{', lower is better' if not higher_is_better else ', 0-1'})"
     if not higher_is_better:
-        return f"{name} (errors per reference unit{better})"
+        return f"{name} (rate, lower is better)"
     if bounds is not None and list(bounds) == [0.0, 100.0]:
         return f"{name} (score, 0-100)"
     return name
