@@ -20,11 +20,14 @@ if TYPE_CHECKING:
     from decoderlens.results import (
         ExampleReadouts,
         ExampleScores,
+        GridOutput,
+        LanguageOutput,
         LayerReadout,
         LayerScore,
         LensOutput,
         ScoreOutput,
         TokenScore,
+        TraceOutput,
     )
     from decoderlens.settings import GenerationSettings, RuntimeSettings
 
@@ -35,15 +38,16 @@ _EXPORTS: dict[str, str] = {
     "UnsupportedModelError": "errors",
     "select_layers": "layers",
     "ExampleReadouts": "results", "ExampleScores": "results", "LayerReadout": "results", "LayerScore": "results",
-    "LensOutput": "results", "ScoreOutput": "results", "TokenScore": "results",
+    "LensOutput": "results", "ScoreOutput": "results", "TokenScore": "results", "GridOutput": "results",
+    "LanguageOutput": "results", "TraceOutput": "results",
     "GenerationSettings": "settings", "RuntimeSettings": "settings",
 }
 
 __all__ = [
     "ARCHITECTURES", "REFUSED", "DecoderLens", "DecoderLensError", "ExampleReadouts", "ExampleScores",
-    "GenerationSettings", "InputError", "LayerReadout", "LayerScore", "LayerSelectionError", "LensOutput",
-    "RuntimeSettings", "ScoreOutput", "TokenScore", "UnsupportedModelError", "__version__", "select_layers",
-    "supported_model_types",
+    "GenerationSettings", "GridOutput", "InputError", "LanguageOutput", "LayerReadout", "LayerScore",
+    "LayerSelectionError", "LensOutput", "RuntimeSettings", "ScoreOutput", "TokenScore", "TraceOutput",
+    "UnsupportedModelError", "__version__", "select_layers", "supported_model_types",
 ]
 
 
