@@ -223,11 +223,19 @@ POSITION_FIELDS = ("max_decoder_position_embeddings", "max_target_positions", "m
 """Config fields that bound the decoder's positions, most specific first."""
 
 
+def decoder_config(config: Any) -> Any:
+    """The config that describes the decoder: a composite model's ``decoder`` config, else the config itself.
+    (transformers v5's ``get_text_config(decoder=True)`` builds a fresh default config for Whisper, T5 and BART,
+    whose sizes are not the model's.)"""
+    decoder = getattr(config, "decoder", None)
+    return decoder if decoder is not None and hasattr(decoder, "to_dict") else config
+
+
 def decoder_position_limit(config: Any) -> int | None:
     """The most positions the decoder reads (``None``: no limit, as with relative positions). Relative-position
     decoders whose causal buckets reach their maximum distance break beyond it (the bucket formula divides by the
     log of their ratio), so that point is their limit."""
-    inner = getattr(config, "decoder", None) or config
+    inner = decoder_config(config)
     for name in POSITION_FIELDS:
         value = getattr(inner, name, None)
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:

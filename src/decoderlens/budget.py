@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from decoderlens.architectures import decoder_config
 from decoderlens.errors import InputError
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ class RowCost:
     """Bytes one stacked row costs while decoding or scoring, from the decoder's config."""
 
     def __init__(self, model: PreTrainedModel) -> None:
-        config = model.config.get_text_config(decoder=True)
+        config = decoder_config(model.config)
         self.width = _first(config, "d_model", "hidden_size", "n_embd")
         heads = getattr(config, "num_heads", 0) or 0
         self.kv_width = (getattr(config, "d_kv", 0) or 0) * heads or self.width

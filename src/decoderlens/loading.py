@@ -19,7 +19,7 @@ from transformers import (
     PreTrainedModel,
 )
 
-from decoderlens.architectures import resolve_architecture
+from decoderlens.architectures import decoder_config, resolve_architecture
 from decoderlens.errors import InputError
 from decoderlens.hub import hub_options, offline_hint
 from decoderlens.inputs import get_tokenizer
@@ -138,7 +138,7 @@ def load_model_and_processor(
 def check_vocabulary(model: PreTrainedModel, processor: Any, name: str) -> None:
     """Refuse a tokenizer whose ids the model's embeddings do not cover (it belongs to another model)."""
     tokenizer = get_tokenizer(processor)
-    size = getattr(model.config.get_text_config(decoder=True), "vocab_size", None)
+    size = getattr(decoder_config(model.config), "vocab_size", None)
     if tokenizer is None or not isinstance(size, int) or not hasattr(tokenizer, "__len__"):
         return
     if len(tokenizer) > size:

@@ -76,9 +76,9 @@ def test_a_cycle_would_be_found() -> None:
 
 
 LAYERS: list[tuple[str, ...]] = [
-    ("errors", "version", "fileio", "formats", "shipped", "hub", "limits", "scheduling", "budget", "layers",
+    ("errors", "version", "fileio", "formats", "shipped", "hub", "limits", "scheduling", "layers",
      "evaluation.bootstrap", "evaluation.distributed", "logic.formulas"),
-    ("settings", "architectures", "translators", "results"),
+    ("settings", "architectures", "budget", "translators", "results"),
     ("inputs", "lenses", "step_scores", "greedy_loop", "tuned.settings", "evaluation.metrics", "evaluation.folder"),
     ("adapter", "loading", "decoding", "decoder_head", "model_parts", "testing"),
     ("batching", "forcing", "confidence"),

@@ -9,7 +9,7 @@ import pytest
 
 from decoderlens import DecoderLens, batching, decoding, readout
 from decoderlens.budget import RowCost, parse_size
-from decoderlens.errors import InputError
+from decoderlens.errors import DecoderLensError, InputError
 from decoderlens.testing import tiny_model, tiny_processor
 from support.models import lens_for, sample_inputs
 
@@ -176,3 +176,18 @@ def test_read_all_encodes_once_and_equals_separate_calls(family: str, monkeypatc
         for la, lb in zip(a.layers, b.layers, strict=True):
             assert [t.token_id for t in la.tokens] == [t.token_id for t in lb.tokens]
             assert [t.logprob for t in la.tokens] == pytest.approx([t.logprob for t in lb.tokens], rel=1e-5, abs=1e-5)
+
+
+def test_row_costs_read_each_models_own_decoder(family: str) -> None:
+    # transformers v5's get_text_config(decoder=True) builds default configs for some families; the budget must
+    # count the decoder the model has (its layers and vocabulary), not a default one
+    from decoderlens.decoder_head import DecoderHead
+
+    model = lens_for(family).model
+    cost = RowCost(model)
+    try:
+        blocks = DecoderHead(model).num_layers
+    except DecoderLensError:  # a decoder the 2-D lens does not map: its config is the only account of it
+        blocks = cost.layers
+    assert cost.layers == blocks, family
+    assert cost.vocab == model.get_output_embeddings().weight.shape[0], family
