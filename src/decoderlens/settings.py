@@ -120,7 +120,7 @@ class GenerationSettings(_Settings):
     top_k: int = field(default=5, metadata=described("Most likely tokens listed per target position (scores)."))
     token_scores: bool = field(default=False, metadata=described(
         "Also record how sure each layer is of its readout: every token's log-probability and the entropy of the "
-        "distribution it was chosen from (one teacher-forced pass; the pages colour tokens by them). On in eval, "
+        "distribution it was chosen from (recorded while decoding; the pages colour tokens by them). On in eval, "
         "run --html and the explorer; off by default in Python."))
 
     def validate(self) -> GenerationSettings:

@@ -24,7 +24,8 @@ def _settings_fields(names: tuple[str, ...]) -> dict[str, Any]:
 
 def _request(name: str, doc: str, settings: tuple[str, ...], **fields: Any) -> type[BaseModel]:
     model = create_model(name, __config__=_STRICT, **fields, **_settings_fields(settings),  # type: ignore[call-overload]
-                         lens=(LensChoice, None))
+                         lens=(LensChoice, Field(None, description="raw, or tuned on a server started with "
+                                                 "--translators (default: the server's own lens).")))
     model.__doc__ = doc
     return model  # type: ignore[no-any-return]
 

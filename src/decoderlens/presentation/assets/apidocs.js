@@ -25,7 +25,7 @@
     const props = s.properties || {};
     if (!Object.keys(props).length) return null;
     const required = new Set(s.required || []);
-    const table = el("table", {class: "analysis"}, el("tr", {}, el("th", {}, "field"), el("th", {}, "type"),
+    const table = el("table", {class: "analysis api"}, el("tr", {}, el("th", {}, "field"), el("th", {}, "type"),
       el("th", {}, "default"), el("th", {}, "meaning")));
     Object.entries(props).forEach(([name, p]) => table.append(el("tr", {},
       el("td", {}, el("code", {}, name), required.has(name) ? " (required)" : ""), el("td", {}, typeOf(p)),
@@ -38,7 +38,7 @@
     Object.entries(methods).forEach(([method, op]) => {
       const card = el("div", {class: "panel wide route"},
         el("h3", {}, el("code", {}, `${method.toUpperCase()} ${path}`), op.summary ? ` · ${op.summary}` : ""));
-      if (op.description) card.append(el("div", {class: "sub"}, op.description));
+      if (op.description) card.append(el("div", {class: "sub"}, op.description.replace(/``/g, "")));
       (op.parameters || []).forEach(p => card.append(el("div", {class: "sub"},
         `query ${p.name}: ${typeOf(p.schema)}${p.required ? " (required)" : ""}`)));
       const body = op.requestBody && op.requestBody.content;
