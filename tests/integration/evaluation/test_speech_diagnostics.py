@@ -21,6 +21,16 @@ from decoderlens.evaluation.settings import EvalSettings
 from decoderlens.testing import sample_waveforms, tiny_model, tiny_processor
 
 REAL_BASE = Path.home() / ".cache" / "real-whisper" / "whisper-base"
+needs_real_base = pytest.mark.skipif(
+    not REAL_BASE.is_dir() or shutil.which("espeak-ng") is None,
+    reason="needs real Whisper base (../shared/models/real-whisper/build.sh) and espeak-ng")
+
+
+def spoken(folder: Path, language: str, text: str) -> str:
+    """``text`` spoken by espeak-ng in ``language``, as a clip in ``folder``."""
+    clip = folder / "clip.wav"
+    subprocess.run(["espeak-ng", "-v", language, "-w", str(clip), text], check=True, capture_output=True)
+    return str(clip)
 
 
 @pytest.mark.parametrize(("text", "loops"), [
@@ -96,14 +106,11 @@ def test_a_text_model_gets_no_speech_diagnostics(logic_lens: DecoderLens, tmp_pa
     assert not (tmp_path / "out" / "nonspeech.jsonl").exists()
 
 
-@pytest.mark.skipif(not REAL_BASE.is_dir() or shutil.which("espeak-ng") is None,
-                    reason="needs real Whisper base (../shared/models/real-whisper/build.sh) and espeak-ng")
+@needs_real_base
 def test_real_whisper_base_detects_english_at_its_top_layer(tmp_path: Path) -> None:
-    clip = tmp_path / "clip.wav"
-    subprocess.run(["espeak-ng", "-v", "en", "-w", str(clip), "The house is small and the garden is green."],
-                   check=True, capture_output=True)
+    clip = spoken(tmp_path, "en", "The house is small and the garden is green.")
     lens = DecoderLens.from_pretrained(str(REAL_BASE), device="cpu")
-    top = lens.detect_language([str(clip)], layers=[-1])[0].layers[0]
+    top = lens.detect_language([clip], layers=[-1])[0].layers[0]
     assert top.language == "en" and top.probability > 0.5
 
 
@@ -115,15 +122,12 @@ def test_references_are_scored_under_the_readouts_prompt() -> None:
     assert [t.token_id for t in scored][:3] == [vocab["w6"], vocab["w1"], vocab["w2"]]
 
 
-@pytest.mark.skipif(not REAL_BASE.is_dir() or shutil.which("espeak-ng") is None,
-                    reason="needs real Whisper base (../shared/models/real-whisper/build.sh) and espeak-ng")
+@needs_real_base
 def test_real_whisper_scores_its_own_transcript_as_it_wrote_it(tmp_path: Path) -> None:
-    clip = tmp_path / "clip.wav"
-    subprocess.run(["espeak-ng", "-v", "de", "-w", str(clip), "Das Haus ist klein und der Garten ist grün."],
-                   check=True, capture_output=True)
+    clip = spoken(tmp_path, "de", "Das Haus ist klein und der Garten ist grün.")
     lens = DecoderLens.from_pretrained(str(REAL_BASE), device="cpu")
-    top = lens.generate([str(clip)], language="de", layers=[-1], token_scores=True)[0].readouts[0]
-    scored = lens.score([str(clip)], [top.text], language="de", layers=[-1])[0].layers[0].tokens
+    top = lens.generate([clip], language="de", layers=[-1], token_scores=True)[0].readouts[0]
+    scored = lens.score([clip], [top.text], language="de", layers=[-1])[0].layers[0].tokens
     text = [t for t in scored if t.token_id in top.token_ids]
     assert [t.token_id for t in scored[3:3 + len(top.token_ids)]] == top.token_ids  # after <|de|><|transcribe|>...
     assert all(t.rank == 0 for t in text[:3])  # the model's own words are its top predictions
