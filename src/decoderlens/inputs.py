@@ -71,6 +71,12 @@ def audio_rate(processor: Any) -> int:
     return int(getattr(processor, "feature_extractor", processor).sampling_rate)
 
 
+def audio_window(processor: Any) -> int | None:
+    """The most samples a speech model reads at once (Whisper: 30 s), where its feature extractor says."""
+    limit = getattr(getattr(processor, "feature_extractor", processor), "n_samples", None)
+    return int(limit) if limit else None
+
+
 def load_image(source: Any) -> Any:
     """Open an image file as RGB (PIL images and arrays pass through)."""
     if not isinstance(source, (str, Path)):
@@ -156,7 +162,7 @@ class InputPreparer:
         extractor = getattr(self.processor, "feature_extractor", self.processor)
         rate = audio_rate(self.processor)
         waves = [load_audio(item, rate) for item in items]
-        limit = getattr(extractor, "n_samples", None)
+        limit = audio_window(self.processor)
         for index, wave in enumerate(waves):
             if wave.size == 0:
                 raise InputError(f"input #{index} has no audio samples")

@@ -13,7 +13,7 @@ from decoderlens.evaluation.folder import MetricInfo, Summary
 from decoderlens.evaluation.metrics import get_normalizer
 from decoderlens.evaluation.settings import EvalSettings
 from decoderlens.fileio import atomic_write_text, json_line
-from decoderlens.inputs import audio_rate
+from decoderlens.inputs import audio_rate, audio_window
 
 HALLUCINATION = "hallucination"
 KINDS = ("silence", "white noise", "pink noise", "brown noise", "mains hum")
@@ -66,7 +66,7 @@ def measure_hallucination(lens: Any, settings: EvalSettings, summary: Summary, o
     if not count:
         return
     rate = audio_rate(lens.processor)
-    window = getattr(getattr(lens.processor, "feature_extractor", lens.processor), "n_samples", None)
+    window = audio_window(lens.processor)
     seconds = min(SECONDS, window / rate) if window else SECONDS  # within what the model reads at once
     clips = nonspeech_clips(count, rate, seconds)
     generation = replace(settings.generation, token_scores=False)
