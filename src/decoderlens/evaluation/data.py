@@ -274,6 +274,9 @@ def load_rows(source: DataSource, references: bool = True) -> LoadedData:
             continue
         if isinstance(value, str) and source.template and not audio_folder:
             value = source.template.format(input=value)
+        if source.language_field and source.language_field not in record:
+            problems.append(f"{where}: missing field {source.language_field!r} (--language-field)")
+            continue
         row_id = str(record.get(source.id_field or "id", index))
         language = record.get(source.language_field or next((f for f in LANGUAGE_FIELDS if f in record), ""))
         rows.append(EvalRow(row_id, value, str(reference), str(language) if language else None))

@@ -234,6 +234,8 @@ SPEECH_OPTION_CASES = [
     (["eval", MODEL, "d.jsonl", "--nonspeech", "-1"], "nonspeech (--nonspeech) must be a whole number of at least 0"),
     (["eval", MODEL, "d.jsonl", "--nonspeech", "1000"], "at most 256 clips"),
     (["eval", MODEL, "d.jsonl", "--nonspeech", "x"], "Invalid value for '--nonspeech'"),
+    (["eval", MODEL, "d.jsonl", "--input-field", "formula", "--language-field", "lang"],
+     "missing field 'lang' (--language-field)"),
 ]
 
 

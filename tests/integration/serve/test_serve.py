@@ -103,6 +103,8 @@ def test_concurrent_clients_are_batched_and_answered_exactly(server: tuple[str, 
      ({"inputs": ["& a b"], "max_new_tokens": 99}, 400, "over this server's limit of 32"),
      ({"inputs": ["   "]}, 400, "input #0 is empty"),
      ({"inputs": ["& a b"], "lens": "tuned"}, 400, "no translators"),
+     ({"inputs": ["& a b"], "token_scores": "yes"}, 422, "token_scores"),
+     ({"inputs": ["& a b"], "token_scores": 1}, 422, "token_scores"),
      ({"inputs": ["x" * 190] * 30}, 413, "over 5,000 bytes")],
 )
 def test_bad_requests_get_a_4xx_with_one_line(server: tuple[str, Any], body: Any, status: int, message: str) -> None:
