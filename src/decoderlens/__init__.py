@@ -14,6 +14,7 @@ from decoderlens.version import __version__
 
 if TYPE_CHECKING:
     from decoderlens.architectures import ARCHITECTURES, REFUSED, supported_model_types
+    from decoderlens.attribution.output import AttributionOutput
     from decoderlens.engine import DecoderLens
     from decoderlens.errors import DecoderLensError, InputError, LayerSelectionError, UnsupportedModelError
     from decoderlens.layers import select_layers
@@ -29,11 +30,11 @@ if TYPE_CHECKING:
         TokenScore,
         TraceOutput,
     )
-    from decoderlens.settings import GenerationSettings, RuntimeSettings
+    from decoderlens.settings import AttributionSettings, GenerationSettings, RuntimeSettings
 
 _EXPORTS: dict[str, str] = {
     "ARCHITECTURES": "architectures", "REFUSED": "architectures", "supported_model_types": "architectures",
-    "DecoderLens": "engine",
+    "DecoderLens": "engine", "AttributionOutput": "attribution.output", "AttributionSettings": "settings",
     "DecoderLensError": "errors", "InputError": "errors", "LayerSelectionError": "errors",
     "UnsupportedModelError": "errors",
     "select_layers": "layers",
@@ -44,7 +45,8 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
-    "ARCHITECTURES", "REFUSED", "DecoderLens", "DecoderLensError", "ExampleReadouts", "ExampleScores",
+    "ARCHITECTURES", "REFUSED", "AttributionOutput", "AttributionSettings",
+    "DecoderLens", "DecoderLensError", "ExampleReadouts", "ExampleScores",
     "GenerationSettings", "GridOutput", "InputError", "LanguageOutput", "LayerReadout", "LayerScore",
     "LayerSelectionError", "LensOutput", "RuntimeSettings", "ScoreOutput", "TokenScore", "TraceOutput",
     "UnsupportedModelError", "__version__", "select_layers", "supported_model_types",

@@ -1,6 +1,6 @@
 """``DecoderLens``, the front of the library: it loads a model and hands each call to the module that does the work
-(``readout``, ``scoring``, ``grid``, ``trace``, ``readings``), with the call's settings and the lens to read
-through."""
+(``readout``, ``scoring``, ``grid``, ``trace``, ``attribution``, ``readings``), with the call's settings and the
+lens to read through."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from decoderlens import batching, languages, readings, readout, scoring
 from decoderlens import grid as grid_lens
 from decoderlens import trace as tracing
 from decoderlens.adapter import EncodedBatch
+from decoderlens.attribution import run as attribution_run
+from decoderlens.attribution.output import AttributionOutput
 from decoderlens.batching import Progress
 from decoderlens.decoding import DecodingPlan
 from decoderlens.inputs import as_items, as_targets
@@ -26,7 +28,7 @@ from decoderlens.readings import Readings
 from decoderlens.readout import ReadoutWatcher
 from decoderlens.results import GridOutput, LanguageOutput, LensOutput, ScoreOutput, TraceOutput
 from decoderlens.settings import LOAD_DEFAULTS as LOAD
-from decoderlens.settings import GenerationSettings, RuntimeSettings, TraceSettings, compose
+from decoderlens.settings import AttributionSettings, GenerationSettings, RuntimeSettings, TraceSettings, compose
 from decoderlens.translators import Translators
 
 Settings = dict[str, Any]
@@ -186,6 +188,30 @@ class DecoderLens:
         generation, runtime = self._settings(None, generation, runtime,
                                              {k: v for k, v in overrides.items() if k not in names})
         return tracing.trace(self.parts, item, answer, corrupt, trace_settings, generation, runtime)
+
+    def attribute(self, inputs: Sequence[Any] | str, layers: LayerSpec = None,
+                  target: Sequence[str] | str | None = None, method: str | None = None, *,
+                  attribution: AttributionSettings | None = None,
+                  generation: GenerationSettings | None = None, runtime: RuntimeSettings | None = None,
+                  lens: Lens | None = None, progress: Progress = False, **overrides: Any) -> AttributionOutput:
+        """Where each layer looks: for every selected layer and every token of its readout (or of ``target``,
+        one per input, teacher-forced at every layer), a score per source position (tokens, audio frames with
+        their seconds, or image patches) of the states the decoder reads there.
+
+        ``method``: ``grad`` (gradient x input, the cheap default), ``ig`` (integrated gradients from the
+        ``baseline`` state in ``steps`` points, with its completeness gap) or ``occlusion`` (the log-probability's
+        drop when a window of positions is replaced by the baseline). ``overrides`` may name fields of
+        ``AttributionSettings`` too (``steps=32``)."""
+        names = set(AttributionSettings.__dataclass_fields__)
+        chosen = {k: v for k, v in overrides.items() if k in names}
+        if method is not None:
+            chosen["method"] = method
+        settings = (attribution or AttributionSettings()).update(**chosen)
+        generation, runtime = self._settings(layers, generation, runtime,
+                                             {k: v for k, v in overrides.items() if k not in names})
+        items = as_items(inputs)
+        return attribution_run.attribute(self.parts, items, None if target is None else as_targets(items, target),
+                                         generation, runtime, settings, lens or self.lens, progress)
 
     def detect_language(self, inputs: Sequence[Any] | str, layers: LayerSpec = None, *,
                         generation: GenerationSettings | None = None, runtime: RuntimeSettings | None = None,

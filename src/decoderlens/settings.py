@@ -224,6 +224,34 @@ class TraceSettings(_Settings):
         return self
 
 
+ATTRIBUTION_METHODS: tuple[str, ...] = ("grad", "ig", "occlusion")
+BASELINES: tuple[str, ...] = ("zero", "mean")
+
+
+@dataclass
+class AttributionSettings(_Settings):
+    """How each readout token is attributed to the source positions of the layer it reads."""
+
+    method: str = field(default="grad", metadata=described(
+        "grad (gradient x input, one backward pass per batch of rows), ig (integrated gradients) or occlusion "
+        "(the drop when a window of positions is replaced by the baseline; slow).", str, "grad|ig|occlusion"))
+    steps: int = field(default=16, metadata=described("Integrated gradients: points on the path from the baseline."))
+    baseline: str = field(default="zero", metadata=described(
+        "The state ig starts from and occlusion puts in: zero, or mean (the input's mean state at that layer).",
+        str, "zero|mean"))
+    occlusion_window: int | None = field(default=None, metadata=described(
+        "Occlusion: positions replaced together (default: 1 for up to 100 positions, else enough for 100 "
+        "windows; 15 frames = 0.3 s on Whisper)."))
+
+    def validate(self) -> AttributionSettings:
+        """Raise ``InputError`` naming the setting and its option for any value that cannot work."""
+        check_choice("method", self.method, ATTRIBUTION_METHODS)
+        check_count("steps", self.steps)
+        check_choice("baseline", self.baseline, BASELINES)
+        check_count("occlusion_window", self.occlusion_window, optional=True)
+        return self
+
+
 GENERATION_DEFAULTS = GenerationSettings()
 RUNTIME_DEFAULTS = RuntimeSettings()
 LOAD_DEFAULTS = LoadSettings()

@@ -16,8 +16,9 @@ import torch
 from decoderlens.adapter import EncodedBatch, ModelAdapter
 from decoderlens.errors import InputError
 from decoderlens.forcing import decoder_inputs, output_labels, reference_labels, teacher_forced
-from decoderlens.inputs import describe, load_audio
+from decoderlens.inputs import describe
 from decoderlens.model_parts import ModelParts
+from decoderlens.positions import input_seconds, source_positions
 from decoderlens.readout import top_outputs
 from decoderlens.results import TraceOutput
 from decoderlens.scheduling import row_slices
@@ -52,7 +53,7 @@ def trace(parts: ModelParts, item: Any, answer: str | None, corrupt: Corruption,
     probs = tracer.run(runs, corrupted, noise, runtime.max_rows)
     restored = probs[1:].reshape(parts.num_layers + 1, -1)
     return TraceOutput(
-        parts.name, describe(item, 0), answer, _position_labels(parts, batch, length, item), clean_prob,
+        parts.name, describe(item, 0), answer, _labels(parts, batch, length, item), clean_prob,
         float(probs[0]), restored.tolist(),
         corruption, settings.window, 1 if noise is None else settings.samples,
         {"noise_scale": settings.noise_scale, "seed": settings.seed, "restore_all": settings.restore_all,
@@ -86,7 +87,7 @@ def _corruption(parts: ModelParts, item: Any, batch: dict[str, torch.Tensor], co
     key = "input_features" if "input_features" in batch else "input_values"
     features = batch[key]
     axis = spec.speech_time_axis % features.dim()
-    seconds = _input_seconds(parts, item)
+    seconds = input_seconds(parts, item)
     rate = features.shape[axis] / seconds
     start, end = (0.0, seconds) if corrupt is None else (float(corrupt[0]), float(corrupt[1]))
     frames = (round(start * rate), round(end * rate))
@@ -95,21 +96,10 @@ def _corruption(parts: ModelParts, item: Any, batch: dict[str, torch.Tensor], co
     return corrupted, None, f"noise x{scale:g} on seconds {start:g}-{end:g} ({samples} draws)"
 
 
-def _input_seconds(parts: ModelParts, item: Any) -> float:
-    """The duration the speech model's input features cover (its fixed window where it pads to one)."""
-    extractor = getattr(parts.processor, "feature_extractor", parts.processor)
-    rate = int(extractor.sampling_rate)
-    if parts.adapter.spec.feature_padding == "max_length" and getattr(extractor, "n_samples", None):
-        return float(extractor.n_samples) / rate
-    return load_audio(item, rate).size / rate
-
-
-def _position_labels(parts: ModelParts, batch: dict[str, torch.Tensor], length: int, item: Any) -> list[str]:
-    """Input tokens (text), or each frame's start in seconds (speech)."""
-    if "input_ids" in batch:
-        return [str(t) for t in parts.tokenizer.convert_ids_to_tokens(batch["input_ids"][0].tolist())][:length]
-    step = _input_seconds(parts, item) / length
-    return [f"{i * step:.2f}s" for i in range(length)]
+def _labels(parts: ModelParts, batch: dict[str, torch.Tensor], length: int, item: Any) -> list[str]:
+    """Each encoder position's label: its input token, or the start of its frame in seconds."""
+    ids = batch["input_ids"][0].tolist()[:length] if "input_ids" in batch else None
+    return [position.label for position in source_positions(parts, item, length, ids)]
 
 
 @dataclass(frozen=True)

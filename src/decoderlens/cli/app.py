@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from decoderlens.cli.attribute import attribute_command
 from decoderlens.cli.compare import compare_command
 from decoderlens.cli.eval import eval_command
 from decoderlens.cli.grid import grid_command
@@ -45,7 +46,8 @@ def _main(
 
 COMMANDS: dict[str, Callable[..., None]] = {
     "run": run, "score": score, "eval": eval_command, "report": report, "plot": plot, "grid": grid_command,
-    "trace": trace_command, "tune": tune_command, "compare": compare_command, "serve": serve_command, "demo": demo,
+    "trace": trace_command, "attribute": attribute_command,
+    "tune": tune_command, "compare": compare_command, "serve": serve_command, "demo": demo,
     "models": models_command,
 }
 """The commands, in the order ``--help`` lists them (``logic`` follows, with its own commands)."""

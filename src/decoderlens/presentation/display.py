@@ -10,6 +10,7 @@ from typing import Any
 
 from rich.console import Group
 
+from decoderlens.presentation.attribution_view import attribution_specs
 from decoderlens.presentation.compare_view import comparison_specs
 from decoderlens.presentation.report import static_table_html
 from decoderlens.presentation.tables import (
@@ -47,6 +48,7 @@ register_display("LensOutput", "rich", lambda output: Group(*readout_tables(outp
 _register("ScoreOutput", score_specs)
 _register("GridOutput", grid_table_specs)
 _register("TraceOutput", trace_specs)
+_register("AttributionOutput", attribution_specs)
 _register("Readings", _readings_specs)
 _register("LanguageOutput", language_specs)
 _register("Summary", summary_specs)

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from rich.console import Console
 from rich.table import Table
 
+from decoderlens.attribution.output import AttributionOutput
 from decoderlens.fileio import csv_text, json_text
 from decoderlens.presentation.numbers import fixed, interval, number
 from decoderlens.results import GridOutput, LanguageOutput, LensOutput, ScoreOutput, TraceOutput
@@ -223,7 +224,8 @@ def language_specs(output: LanguageOutput) -> list[TableSpec]:
             for example in output]
 
 
-def render(output: LensOutput | ScoreOutput | GridOutput | TraceOutput | LanguageOutput, fmt: OutputFormat,
+def render(output: LensOutput | ScoreOutput | GridOutput | TraceOutput | LanguageOutput | AttributionOutput,
+           fmt: OutputFormat,
            console: Console | None = None) -> str | None:
     """JSON/CSV text for ``fmt`` json/csv; for ``table``, prints to ``console`` and returns ``None``."""
     if fmt == "json":
@@ -231,7 +233,11 @@ def render(output: LensOutput | ScoreOutput | GridOutput | TraceOutput | Languag
     if fmt == "csv":
         return csv_text(output.to_records())
     console = console or Console()
-    if isinstance(output, TraceOutput):
+    if isinstance(output, AttributionOutput):
+        from decoderlens.presentation.attribution_view import attribution_specs
+
+        tables = rich_tables(attribution_specs(output), console.width)
+    elif isinstance(output, TraceOutput):
         tables = trace_tables(output, console.width)
     elif isinstance(output, LensOutput):
         tables = readout_tables(output)

@@ -314,6 +314,93 @@ const Lens = (() => {
       spec.caption ? el("div", {class: "sub"}, spec.caption) : null, table);
   }
 
+  /* Attribution scores in -1..1 (a row scaled to its largest magnitude): blue raises the token, vermillion
+     lowers it. */
+  function attributionColour(v) {
+    const a = Math.min(1, Math.abs(v)).toFixed(3);
+    return v >= 0 ? `rgba(0, 114, 178, ${a})` : `rgba(213, 94, 0, ${a})`;
+  }
+  function scaledRow(values) {
+    const top = Math.max(0, ...values.map(v => Math.abs(v)));
+    return values.map(v => (top ? v / top : 0));
+  }
+
+  /* Rows ({label, values}) of scores over the source positions as one SVG strip chart; the x axis names the
+     source's tokens, or its seconds (``seconds``: [start, end]) for audio. */
+  function attributionStrips(rows, source, seconds) {
+    const n = Math.max(1, source.length), left = 170, h = 17, axis = seconds ? 28 : (n <= 90 ? 70 : 10);
+    const cell = Math.max(1.5, Math.min(30, 820 / n)), width = left + n * cell + 12;
+    const box = svg("svg", {width, height: rows.length * h + axis, role: "img", class: "attribution-map",
+      "aria-label": `scores of ${rows.length} rows over ${source.length} source positions`});
+    rows.forEach((row, i) => {
+      const label = svg("text", {x: left - 6, y: i * h + 12, "text-anchor": "end", "font-size": 11});
+      label.textContent = row.label.length > 26 ? `${row.label.slice(0, 25)}…` : row.label;
+      box.append(label);
+      scaledRow(row.values).forEach((v, j) => {
+        const rect = svg("rect", {x: left + j * cell, y: i * h, width: cell, height: h - 2, fill: attributionColour(v)});
+        const tip = svg("title", {});
+        tip.textContent = `${row.label} · ${source[j]}: ${fmt(row.values[j])}`;
+        rect.append(tip);
+        box.append(rect);
+      });
+    });
+    const base = rows.length * h + 4;
+    if (seconds) {
+      const [lo, hi] = seconds;
+      niceTicks(lo, hi, 7).filter(t => t >= lo && t <= hi).forEach((t, _, ticks) => {
+        const x = left + ((t - lo) / (hi - lo || 1)) * n * cell;
+        box.append(svg("line", {x1: x, x2: x, y1: base - 4, y2: base + 2, stroke: "#5b6577"}));
+        const text = svg("text", {x, y: base + 14, "text-anchor": "middle", "font-size": 10});
+        text.textContent = `${tickLabel(t, ticks)}s`;
+        box.append(text);
+      });
+    } else if (n <= 90) {
+      source.forEach((name, j) => {
+        const x = left + (j + 0.5) * cell;
+        const text = svg("text", {x, y: base + 4, "font-size": 10, transform: `rotate(55 ${x} ${base + 4})`});
+        text.textContent = tokenText(name).trim() || "␣";
+        box.append(text);
+      });
+    }
+    return el("div", {class: "attribution-scroll"}, box);
+  }
+
+  /* One example's attribution ({source, seconds, target, layers: [{layer, text, total, tokens: [{token, logprob,
+     scores}]}]}): layer x source position for all tokens, each layer's tokens as buttons, and where the clicked
+     token looks (with a target, the same token at every layer). */
+  function drawAttribution(view) {
+    const box = el("div", {class: "attribution"});
+    const focus = el("div", {class: "attribution-focus", "aria-live": "polite"},
+      el("div", {class: "sub"}, "Click a token to see where it looks."));
+    box.append(el("h3", {}, "All tokens, per layer"),
+      attributionStrips(view.layers.map(l => ({label: `layer ${l.layer}`, values: l.total})), view.source, view.seconds));
+    const list = el("div", {class: "attribution-tokens"});
+    const show = (layer, k, button) => {
+      list.querySelectorAll("button[aria-pressed=true]").forEach(b => b.setAttribute("aria-pressed", "false"));
+      button.setAttribute("aria-pressed", "true");
+      const token = layer.tokens[k];
+      const rows = [{label: `layer ${layer.layer} · ${tokenText(token.token).trim()}`, values: token.scores}];
+      if (view.target === "target") {
+        view.layers.forEach(l => { if (l !== layer && l.tokens[k]) rows.push({label: `layer ${l.layer}`, values: l.tokens[k].scores}); });
+      }
+      focus.replaceChildren(el("h3", {}, `Layer ${layer.layer}, token “${tokenText(token.token)}” (log-prob ${fmt(token.logprob)})`),
+        attributionStrips(rows, view.source, view.seconds));
+    };
+    view.layers.forEach(layer => {
+      const row = el("div", {class: "attribution-row"}, el("span", {class: "layer"}, `layer ${layer.layer}`));
+      if (!layer.tokens.length) row.append(el("span", {class: "empty"}, "(empty)"));
+      layer.tokens.forEach((token, k) => {
+        const button = el("button", {type: "button", class: "tok chip", "aria-pressed": "false",
+          title: `log-prob ${fmt(token.logprob)}`}, tokenText(token.token));
+        button.addEventListener("click", () => show(layer, k, button));
+        row.append(button);
+      });
+      list.append(row);
+    });
+    box.append(list, focus);
+    return box;
+  }
+
   /* Tables of an analysis ({title, caption, columns, rows}). */
   function renderTables(box, tables) {
     box.replaceChildren();
@@ -326,16 +413,18 @@ const Lens = (() => {
     return (tables || []).length;
   }
 
-  /* A section of an analysis ({title, caption, heatmaps, tables}): the 2-D lens, a trace. */
+  /* A section of an analysis ({title, caption, heatmaps, attribution, tables}): the 2-D lens, a trace, an
+     attribution. */
   function renderSection(section) {
     const part = el("section", {class: "analysis-section"}, el("h2", {dir: "auto"}, section.title));
     if (section.caption) part.append(el("div", {class: "sub", dir: "auto"}, section.caption));
     (section.heatmaps || []).forEach(spec => part.append(el("div", {class: "panel wide"}, drawHeatmap(spec))));
+    if (section.attribution) part.append(el("div", {class: "panel wide"}, drawAttribution(section.attribution)));
     const tables = el("div", {class: "panels"});
     if (renderTables(tables, section.tables)) part.append(tables);
     return part;
   }
 
-  return {PALETTE, COLOURINGS, colourings, colourLegend, el, svg, fmt, interval, plural, niceTicks, drawCurves, tokens, heatmap, drawHeatmap, renderExample,
+  return {PALETTE, COLOURINGS, colourings, colourLegend, el, svg, fmt, interval, plural, niceTicks, drawCurves, tokens, heatmap, drawHeatmap, drawAttribution, renderExample,
     renderTables, renderSection};
 })();
