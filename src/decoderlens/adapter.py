@@ -119,6 +119,20 @@ class ModelAdapter:
         """The encoder mask to pass with ``encoder_outputs`` (input-level: models downsample it)."""
         return batch.get("attention_mask") if self.spec.encoder_mask else None
 
+    def state_mask(self, mask: torch.Tensor | None, length: int) -> torch.Tensor | None:
+        """An encoder mask at the resolution of the encoder's ``length`` states: as it is where they agree, else
+        cut down by the model's own output lengths (speech front ends that downsample), else ``None`` (every
+        position counts)."""
+        if mask is None or mask.shape[1] == length:
+            return mask
+        owners = [self.encoder, *self.encoder.modules(), self.model]
+        lengths: Any = next((m._get_feat_extract_output_lengths for m in owners
+                        if hasattr(m, "_get_feat_extract_output_lengths")), None)
+        if lengths is None:
+            return None
+        kept = lengths(mask.sum(-1))
+        return (torch.arange(length, device=mask.device)[None] < kept[:, None]).to(mask.dtype)
+
     @torch.no_grad()
     def encode(self, batch: dict[str, torch.Tensor]) -> EncodedBatch:
         """Run the encoder once with hidden states; pads and global tokens are stripped per layer."""

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from decoderlens.model_parts import ModelParts
+from decoderlens.inputs import load_audio
+from decoderlens.model_parts import ModelParts
 
 
 @dataclass
@@ -30,8 +30,6 @@ class SourcePosition:
 
 def input_seconds(parts: ModelParts, item: Any) -> float:
     """The duration the speech model's input features cover (its fixed window where it pads to one)."""
-    from decoderlens.inputs import load_audio
-
     extractor = getattr(parts.processor, "feature_extractor", parts.processor)
     rate = int(extractor.sampling_rate)
     if parts.adapter.spec.feature_padding == "max_length" and getattr(extractor, "n_samples", None):

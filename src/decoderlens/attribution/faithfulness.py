@@ -22,6 +22,7 @@ from decoderlens.attribution.gradients import logprobs_at
 from decoderlens.attribution.registry import METHODS
 from decoderlens.attribution.rows import AttributionRows, label_logprobs
 from decoderlens.errors import InputError
+from decoderlens.evaluation.bootstrap import bootstrap
 from decoderlens.lenses import RAW, Lens
 from decoderlens.model_parts import ModelParts
 from decoderlens.scheduling import row_slices
@@ -156,8 +157,6 @@ def example_faithfulness(parts: ModelParts, item: str, rows: AttributionRows, la
 def summary_rows(records: list[LayerFaithfulness], resamples: int = 1000) -> list[dict[str, Any]]:
     """Per method and layer: mean rank correlation, share of examples whose top-k deletion beats random, and the
     mean deletion area, each with a 95% bootstrap interval over examples."""
-    from decoderlens.evaluation.bootstrap import bootstrap
-
     out = []
     for method in dict.fromkeys(r.method for r in records):
         for layer in sorted({r.layer for r in records if r.method == method}):

@@ -25,15 +25,17 @@ class AttributionRows:
     labels: torch.Tensor
     wanted: torch.Tensor
     """(rows, label positions): True where a token is reported (the readout's or target's own tokens)."""
+    present: torch.Tensor | None = None
+    """(rows, time): 1 at the source positions a row has, 0 at padding (``None``: every position)."""
 
     def __len__(self) -> int:
         return self.states.shape[0]
 
     def positions(self) -> torch.Tensor:
         """(rows, time): 1.0 at the source positions a row has, 0.0 at padding."""
-        if self.mask is None:
+        if self.present is None:
             return torch.ones(self.states.shape[:2], device=self.states.device)
-        return self.mask.to(self.states.dtype)
+        return self.present.to(self.states.dtype)
 
     def wanted_pairs(self) -> list[tuple[int, int]]:
         """Every reported (row, label position), row by row."""

@@ -84,7 +84,7 @@ def build_rows(parts: ModelParts, encoded: EncodedBatch, targets: list[str | Non
         stack = parts.adapter.stack(encoded, layers, generation.final_norm, parts.device, lens)
     labels = labels.to(parts.device)
     rows = AttributionRows(encoded, stack.states.detach(), stack.mask, decoder_inputs(parts.model, labels), labels,
-                           wanted.to(parts.device))
+                           wanted.to(parts.device), parts.adapter.state_mask(stack.mask, stack.states.shape[1]))
     return rows, texts
 
 

@@ -152,7 +152,7 @@ def emit(text: str | None, output: Path | None) -> None:
 
 def show_result(result: Any, fmt: FormatChoice, output: Path | None) -> None:
     """Print a result as a table, JSON or CSV, or write it to ``output`` (as JSON when a table was asked for)."""
-    from decoderlens.presentation.tables import render
+    from decoderlens.presentation.render import render
 
     emit(render(result, "json" if fmt is FormatChoice.table and output is not None else fmt.value), output)
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from decoderlens.attribution.output import AttributionOutput, ExampleAttribution, LayerAttribution
 from decoderlens.presentation.numbers import fixed, number
+from decoderlens.presentation.plots import style
 from decoderlens.presentation.tables import TableSpec
 
 FULL_COLUMNS = 16
@@ -50,6 +51,7 @@ def attribution_specs(output: AttributionOutput) -> list[TableSpec]:
             rows.append((str(layer.layer), f"(all) {layer.text or '<empty>'}", "", layer.totals()))
             rows += [(str(layer.layer), token.token, fixed(token.logprob, 2), token.attribution)
                      for token in layer.tokens]
+        title = f"{example.input}  ·  {METHOD_NAMES[output.method]}"
         fixed_columns = [("layer", [r[0] for r in rows]), ("token", [r[1] for r in rows]),
                          ("log-prob", [r[2] for r in rows])]
         caption = (f"{METHOD_NAMES[output.method]}: how much the state at each source position raises the token's "
@@ -58,13 +60,13 @@ def attribution_specs(output: AttributionOutput) -> list[TableSpec]:
             shares = [[abs(v) for v in normalised(r[3])] if r[3] else [0.0] * len(example.source) for r in rows]
             columns = [(p.label, [number(r[3][i]) if r[3] else "" for r in rows])
                        for i, p in enumerate(example.source)]
-            specs.append(TableSpec(example.input, fixed_columns, columns, caption + " (shade: share of the row's "
+            specs.append(TableSpec(title, fixed_columns, columns, caption + " (shade: share of the row's "
                                    "largest magnitude)", [[s[i] for s in shares] for i in range(len(example.source))]))
         else:
             tops = [", ".join(f"{_span(example, i)} {number(r[3][i])}"
                               for i in np.argsort([-v for v in r[3]], kind="stable")[:TOP_POSITIONS]) if r[3] else ""
                     for r in rows]
-            specs.append(TableSpec(example.input, fixed_columns, [("top positions", tops)],
+            specs.append(TableSpec(title, fixed_columns, [("top positions", tops)],
                                    caption + f" ({TOP_POSITIONS} highest of {len(example.source)} positions)"))
     return specs
 
@@ -118,8 +120,6 @@ def plot_attribution(output: AttributionOutput, target: Path, example: int = 0,
     """Example ``example``: layer x source position for all tokens (each row scaled to its largest magnitude),
     then per layer its tokens x positions, or with a target, per target token layer x position (each panel
     scaled to its largest magnitude); for audio, the waveform above on the same time axis."""
-    from decoderlens.presentation.plots import style
-
     plt = style()
     chosen = output.examples[example]
     layers = chosen.layers

@@ -9,11 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from rich.console import Console
 from rich.table import Table
 
-from decoderlens.attribution.output import AttributionOutput
-from decoderlens.fileio import csv_text, json_text
 from decoderlens.presentation.numbers import fixed, interval, number
 from decoderlens.results import GridOutput, LanguageOutput, LensOutput, ScoreOutput, TraceOutput
 
@@ -222,31 +219,3 @@ def language_specs(output: LanguageOutput) -> list[TableSpec]:
                       "model's languages)", [[ll.probability for ll in example.layers], [0.0] * len(example.layers),
                                              [0.0] * len(example.layers)])
             for example in output]
-
-
-def render(output: LensOutput | ScoreOutput | GridOutput | TraceOutput | LanguageOutput | AttributionOutput,
-           fmt: OutputFormat,
-           console: Console | None = None) -> str | None:
-    """JSON/CSV text for ``fmt`` json/csv; for ``table``, prints to ``console`` and returns ``None``."""
-    if fmt == "json":
-        return json_text(output.to_dict())
-    if fmt == "csv":
-        return csv_text(output.to_records())
-    console = console or Console()
-    if isinstance(output, AttributionOutput):
-        from decoderlens.presentation.attribution_view import attribution_specs
-
-        tables = rich_tables(attribution_specs(output), console.width)
-    elif isinstance(output, TraceOutput):
-        tables = trace_tables(output, console.width)
-    elif isinstance(output, LensOutput):
-        tables = readout_tables(output)
-    elif isinstance(output, GridOutput):
-        tables = grid_tables(output, console.width)
-    elif isinstance(output, LanguageOutput):
-        tables = rich_tables(language_specs(output), console.width)
-    else:
-        tables = score_tables(output, console.width)
-    for table in tables:
-        console.print(table)
-    return None
