@@ -16,15 +16,24 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from pydantic import ValidationError
 
+from decoderlens.attribution.occlusion import MAX_WINDOWS
 from decoderlens.decoder_head import DecoderHead
 from decoderlens.engine import DecoderLens
 from decoderlens.errors import DecoderLensError, InputError
 from decoderlens.lenses import RAW, Lens
+from decoderlens.presentation.attribution_view import attribution_sections
 from decoderlens.presentation.report import display_name, grid_sections, render_page, score_views
 from decoderlens.serve.batcher import Batcher, Job, QueueFull
 from decoderlens.serve.door import BodyTooLarge, Door, allowed_hosts
 from decoderlens.serve.limits import ServeLimits
-from decoderlens.serve.requests import GridRequest, ReadoutRequest, ScoreRequest, generation_of
+from decoderlens.serve.requests import (
+    AttributeRequest,
+    GridRequest,
+    ReadoutRequest,
+    ScoreRequest,
+    attribution_of,
+    generation_of,
+)
 from decoderlens.settings import RuntimeSettings
 from decoderlens.version import __version__
 
@@ -211,6 +220,24 @@ def create_app(lens: DecoderLens, runtime: RuntimeSettings | None = None, limits
         output = await batcher.submit(job)
         return {"sections": grid_sections(output)} if view else output.to_dict()  # type: ignore[no-any-return]
 
+    @app.post("/api/attribute")
+    async def attribute(body: AttributeRequest, view: bool = False) -> dict[str, Any]:  # type: ignore[valid-type]
+        """Where each layer looks: every readout token (or target token) of every selected layer attributed to the
+        source positions of that layer's states (``?view=true``: the sections of ``decoderlens attribute
+        --html``)."""
+        request: Any = body
+        _check(request.inputs, request.max_new_tokens, limits, request.targets)
+        if request.targets is not None and len(request.targets) != len(request.inputs):
+            raise InputError(f"got {len(request.inputs)} inputs but {len(request.targets)} targets: give one per "
+                             "input")
+        generation, settings = generation_of(request), attribution_of(request)
+        factor = {"ig": settings.steps, "occlusion": MAX_WINDOWS}.get(settings.method, 1)
+        _check_work(lens, generation, len(request.inputs) * factor, limits)
+        job = Job("attribute", list(request.inputs), generation, _lens(lens, request.lens), request.targets,
+                  attribution=settings)
+        output = await batcher.submit(job)
+        return {"sections": attribution_sections(output)} if view else output.to_dict()  # type: ignore[no-any-return]
+
     return app
 
 
@@ -228,7 +255,8 @@ def _lens(lens: DecoderLens, asked: str | None) -> Lens:
 
 
 def _check_work(lens: DecoderLens, generation: Any, inputs: int, limits: ServeLimits) -> None:
-    """Refuse a request whose generated tokens (inputs x layers x beams x new tokens) exceed the server's limit."""
+    """Refuse a request whose generated tokens (inputs x layers x beams x new tokens) exceed the server's limit
+    (attribution counts each input once per pass its method makes: ``steps`` for ig, up to 100 for occlusion)."""
     layers = len(lens.select(generation.layers))
     plan = lens.plan(generation)
     work = inputs * layers * plan.num_beams * plan.max_new_tokens

@@ -13,10 +13,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from decoderlens.attribution.output import AttributionOutput
 from decoderlens.engine import DecoderLens
 from decoderlens.lenses import Lens
 from decoderlens.results import GridOutput, LensOutput, ScoreOutput
-from decoderlens.settings import GenerationSettings, RuntimeSettings
+from decoderlens.settings import AttributionSettings, GenerationSettings, RuntimeSettings
 
 
 class QueueFull(Exception):
@@ -28,7 +29,7 @@ class Job:
     """One request: what to compute on which inputs, and where its answer (and streamed tokens) go."""
 
     kind: str
-    """readout, score or grid."""
+    """readout, score, grid or attribute."""
     items: list[Any]
     generation: GenerationSettings
     lens: Lens
@@ -40,11 +41,14 @@ class Job:
     cancelled: bool = False
     names: list[str] | None = None
     """File names of uploaded inputs (the answer names them, as the command line names files)."""
+    attribution: AttributionSettings | None = None
+    """How an attribute job attributes."""
 
     @property
     def key(self) -> str:
         """Jobs with the same key can share one stacked decode."""
-        return json.dumps([self.kind, asdict(self.generation), self.lens.name, self.targets is None],
+        return json.dumps([self.kind, asdict(self.generation), self.lens.name, self.targets is None,
+                           None if self.attribution is None else asdict(self.attribution)],
                           sort_keys=True, default=str)
 
 
@@ -169,17 +173,25 @@ class Batcher:
                 output = lens.score(items, targets, generation=first.generation, runtime=self.runtime, lens=first.lens)
             else:
                 targets_or_none = None if first.targets is None else [t for job in group for t in job.targets or []]
-                output = lens.grid(items, targets_or_none, generation=first.generation, runtime=self.runtime,
-                                   lens=first.lens)
+                if first.kind == "attribute":
+                    output = lens.attribute(items, target=targets_or_none, attribution=first.attribution,
+                                            generation=first.generation, runtime=self.runtime, lens=first.lens)
+                else:
+                    output = lens.grid(items, targets_or_none, generation=first.generation, runtime=self.runtime,
+                                       lens=first.lens)
         return _split(output, group)
 
 
-def _split(output: LensOutput | ScoreOutput | GridOutput, group: list[Job]) -> list[Any]:
-    parts, start = [], 0
+def _split(output: LensOutput | ScoreOutput | GridOutput | AttributionOutput, group: list[Job]) -> list[Any]:
+    parts: list[Any] = []
+    start = 0
     for job in group:
         examples = output.examples[start: start + len(job.items)]
         start += len(job.items)
-        if isinstance(output, GridOutput):
+        if isinstance(output, AttributionOutput):
+            parts.append(AttributionOutput(output.model, output.method, examples,  # type: ignore[arg-type]
+                                           output.target, output.settings))
+        elif isinstance(output, GridOutput):
             parts.append(GridOutput(output.model, output.num_encoder_layers, examples,  # type: ignore[arg-type]
                                     output.settings, num_decoder_layers=output.num_decoder_layers))
         else:

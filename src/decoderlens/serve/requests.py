@@ -7,17 +7,17 @@ from typing import Any, Literal, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from decoderlens.settings import GenerationSettings
+from decoderlens.settings import AttributionSettings, GenerationSettings
 
 _STRICT = ConfigDict(extra="forbid", strict=True)
 LensChoice = Literal["raw", "tuned"] | None
 """raw, or tuned (a server started with translators); ``None``: the server's default lens."""
 
 
-def _settings_fields(names: tuple[str, ...]) -> dict[str, Any]:
-    hints = get_type_hints(GenerationSettings)
-    defaults = GenerationSettings()
-    meta = GenerationSettings.__dataclass_fields__
+def _settings_fields(names: tuple[str, ...], cls: type = GenerationSettings) -> dict[str, Any]:
+    hints = get_type_hints(cls)
+    defaults = cls()
+    meta = cls.__dataclass_fields__  # type: ignore[attr-defined]
     return {name: (hints[name], Field(getattr(defaults, name), description=meta[name].metadata.get("help", "")))
             for name in names}
 
@@ -41,6 +41,18 @@ GridRequest = _request(
     "GridRequest", "The 2-D lens of targets (default: the model's own greedy outputs).",
     ("layers", "max_new_tokens", "tgt_lang", "language", "task"),
     inputs=(list[str], Field(min_length=1)), targets=(list[str] | None, None))
+
+AttributeRequest = _request(
+    "AttributeRequest", "Where each layer looks: each readout token (or target token) attributed to the source "
+    "positions of the layer's states.", ("layers", "max_new_tokens", "tgt_lang", "language", "task"),
+    inputs=(list[str], Field(min_length=1)), targets=(list[str] | None, None),
+    **_settings_fields(tuple(AttributionSettings.__dataclass_fields__), AttributionSettings))
+
+
+def attribution_of(body: BaseModel) -> AttributionSettings:
+    """The attribution settings a request body sets, checked."""
+    names = set(AttributionSettings.__dataclass_fields__)
+    return AttributionSettings().update(**{k: v for k, v in body.model_dump().items() if k in names})
 
 
 def generation_of(body: BaseModel) -> GenerationSettings:

@@ -139,6 +139,29 @@ def test_score_grid_and_files_to_a_text_model(server: tuple[str, Any], logic_len
     assert mismatch.status_code == 400 and "one per input" in mismatch.json()["error"]
 
 
+def test_attribution_equals_the_library_and_bad_requests_say_why(server: tuple[str, Any],
+                                                                 logic_lens: DecoderLens) -> None:
+    url, _ = server
+    body = {"inputs": ["& a b"], "layers": "0,-1", "method": "ig", "steps": 4}
+    answer = _post_json(url, "/api/attribute", body)
+    assert answer == json.loads(logic_lens.attribute(["& a b"], layers="0,-1", method="ig", steps=4).to_json())
+    from decoderlens.presentation.attribution_view import attribution_sections
+
+    sections = _post_json(url, "/api/attribute?view=true", {**body, "targets": ["a 1 b 1"]})
+    expected = attribution_sections(logic_lens.attribute(["& a b"], layers="0,-1", method="ig", steps=4,
+                                                         target=["a 1 b 1"]))
+    assert sections == json.loads(json.dumps({"sections": expected}))
+    for bad, message in [({"method": "shap"}, "method (--method) must be one of"),
+                         ({"steps": 0}, "steps (--steps) must be"), ({"baseline": "noise"}, "baseline"),
+                         ({"occlusion_window": 0}, "occlusion_window"), ({"targets": ["a", "b"]}, "one per input"),
+                         ({"targets": ["  "]}, "is empty"), ({"layers": "9"}, "layer 9 does not exist"),
+                         ({"steps": "4"}, "steps"), ({"path": "/etc/passwd"}, "unknown field 'path'"),
+                         ({"method": "ig", "steps": 10_000, "max_new_tokens": 32}, "this server takes at most")]:
+        response = httpx.post(f"{url}/api/attribute", json={"inputs": ["& a b"], **bad}, timeout=60)
+        assert response.status_code in (400, 422), (bad, response.text)
+        assert message in response.json()["error"], (bad, response.text)
+
+
 def test_a_full_queue_answers_503_with_retry_after(logic_lens: DecoderLens) -> None:
     with serving(logic_lens, queue_size=0) as (url, _):
         response = httpx.post(f"{url}/api/readout", json={"inputs": ["& a b"]}, timeout=60)
@@ -232,6 +255,13 @@ def test_the_page_in_a_real_browser(server: tuple[str, Any], tmp_path: Path) -> 
         page.click("#grid")
         page.wait_for_selector("#extras table.heatmap")
         assert page.locator("#extras section.analysis-section").count() == 1  # the grid --html page's section
+        page.select_option("#method", "occlusion")
+        page.click("#attribute")
+        page.wait_for_selector("#extras .attribution-row button")
+        page.locator(".attribution-row").nth(6).locator("button").first.click()  # a token of the top layer
+        assert "Layer 6" in page.locator(".attribution-focus h3").inner_text()
+        positions = len("& a | b ! c".split()) + 1  # and </s>
+        assert page.locator(".attribution-focus rect").count() == 7 * positions, "the target's token at every layer"
         page.screenshot(path=str(tmp_path / "explorer.png"))
         assert errors == []
         assert all(r.startswith(url) for r in requests), requests

@@ -142,8 +142,23 @@
     status("2-D lens done");
   }
 
+  async function attribute() {
+    const inputs = texts().slice(0, 1), target = $("target").value.trim();
+    if (!inputs.length) { status("give an input (text models)", true); return; }
+    const {layers, max_new_tokens, tgt_lang, language, task, lens} = settings();
+    const body = {inputs, layers, method: $("method").value};
+    Object.entries({max_new_tokens, tgt_lang, language, task, lens}).forEach(([k, v]) => { if (v !== undefined) body[k] = v; });
+    if (target) body.targets = [target];
+    status("attributing…");
+    const data = await post("/api/attribute?view=true", body);
+    if (!data) return;
+    $("extras").replaceChildren(...data.sections.map(Lens.renderSection));
+    status("attribution done: click a token to see where it looks");
+  }
+
   $("ask").addEventListener("submit", readOut);
   $("inputs").addEventListener("keydown", e => { if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) $("ask").requestSubmit(); });
   $("score").addEventListener("click", score);
   $("grid").addEventListener("click", grid);
+  $("attribute").addEventListener("click", attribute);
 })();
