@@ -60,6 +60,21 @@ class ExampleAttribution:
                 return item
         raise KeyError(f"layer {layer} was not selected (layers: {[i.layer for i in self.layers]})")
 
+    def to_dict(self) -> dict[str, Any]:
+        """The example's part of the documented JSON."""
+        return {"input": self.input, "source": [p.to_dict() for p in self.source],
+                "layers": [{"layer": la.layer, "text": la.text, "tokens": [t.to_dict() for t in la.tokens]}
+                           for la in self.layers]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ExampleAttribution:
+        """Rebuild from ``to_dict`` output."""
+        return cls(data["input"],
+                   [SourcePosition(p["position"], p["label"], p.get("start"), p.get("end")) for p in data["source"]],
+                   [LayerAttribution(la["layer"], la["text"], [TokenAttribution(
+                       t["token"], t["token_id"], t["logprob"], t["attribution"], t.get("completeness_gap"))
+                       for t in la["tokens"]]) for la in data["layers"]])
+
 
 @dataclass
 class AttributionOutput(Result):
@@ -85,20 +100,12 @@ class AttributionOutput(Result):
         """The documented JSON: model, method, and per example its source and layers (speech positions carry
         ``start``/``end`` in seconds)."""
         return {"model": self.model, "method": self.method, "target": self.target, "settings": self.settings,
-                "examples": [{"input": ex.input, "source": [p.to_dict() for p in ex.source],
-                              "layers": [{"layer": la.layer, "text": la.text,
-                                          "tokens": [t.to_dict() for t in la.tokens]} for la in ex.layers]}
-                             for ex in self.examples]}
+                "examples": [example.to_dict() for example in self.examples]}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AttributionOutput:
-        examples = [ExampleAttribution(
-            ex["input"],
-            [SourcePosition(p["position"], p["label"], p.get("start"), p.get("end")) for p in ex["source"]],
-            [LayerAttribution(la["layer"], la["text"], [TokenAttribution(
-                t["token"], t["token_id"], t["logprob"], t["attribution"], t.get("completeness_gap"))
-                for t in la["tokens"]]) for la in ex["layers"]]) for ex in data["examples"]]
-        return cls(data["model"], data["method"], examples, data.get("target", "readout"), data.get("settings", {}))
+        return cls(data["model"], data["method"], [ExampleAttribution.from_dict(ex) for ex in data["examples"]],
+                   data.get("target", "readout"), data.get("settings", {}))
 
     def to_records(self) -> list[dict[str, Any]]:
         """One row per example, layer, token and source position."""

@@ -23,7 +23,13 @@ from decoderlens.cli.common import (
 )
 from decoderlens.errors import InputError
 from decoderlens.fileio import check_output
-from decoderlens.settings import GenerationSettings, LoadSettings, RuntimeSettings
+from decoderlens.settings import (
+    ATTRIBUTION_METHODS,
+    GenerationSettings,
+    LoadSettings,
+    RuntimeSettings,
+    check_choice,
+)
 
 
 def collect_inputs(lens: Any, texts: list[str], audio: list[Path], image: list[Path]) -> list[Any]:
@@ -63,6 +69,9 @@ def run(
     detect_language: Annotated[bool, typer.Option(
         "--detect-language", help="Show the language each layer detects (multilingual speech models) instead of "
         "its readout.")] = False,
+    attribute: Annotated[str | None, typer.Option(
+        "--attribute", metavar="METHOD", help="With --html: also show where each layer looks, each readout token "
+        "attributed to the source by grad, ig or occlusion (click a token on the page).", show_default=False)] = None,
     *,
     given: dict[str, Any],
 ) -> None:
@@ -73,6 +82,10 @@ def run(
         if not (inputs or audio or image):
             raise InputError("give at least one input (text, or --audio / --image files)")
         check_output(html, ("html", "htm"), "--html")
+        if attribute is not None:
+            if html is None:
+                raise InputError("--attribute draws on the page: give --html FILE too (or use decoderlens attribute)")
+            check_choice("attribute", attribute, ATTRIBUTION_METHODS)
         if html is not None and "token_scores" not in given:
             generation = replace(generation, token_scores=True)  # the page colours tokens by probability, entropy
         lens = load_lens(model, load, force)
@@ -84,8 +97,10 @@ def run(
                         fmt, output)
             return
         result = lens.generate(items, generation=generation, runtime=runtime, progress=len(items) > 8)
+        show_result(result, fmt, output)  # the result first: drawing it can never lose it
         if html is not None:
             from decoderlens.presentation.report import write_lens_output_html
 
-            write_lens_output_html(result, html)
-        show_result(result, fmt, output)
+            found = None if attribute is None else lens.attribute(items, method=attribute, generation=generation,
+                                                                  runtime=runtime)
+            write_lens_output_html(result, html, found)

@@ -38,6 +38,7 @@ SUMMARY_JSON = "summary.json"
 SUMMARY_CSV = "summary.csv"
 TABLES = "tables.json"
 GRIDS = "grid.jsonl"
+ATTRIBUTIONS = "attributions.jsonl"
 NONSPEECH = "nonspeech.jsonl"
 """What every layer said about the clips without speech (speech models; see ``evaluation.nonspeech``)."""
 LOCK = ".lock"
@@ -335,6 +336,18 @@ class EvalFolder:
         except (KeyError, TypeError):
             raise InputError(f"{self.path / GRIDS} holds records this version cannot read: {self.damaged}") from None
         return list(by_id.values())
+
+    def append_attributions(self, records: list[dict[str, Any]]) -> None:
+        """Append attribution records durably (before the chunk's readouts, which mark its examples done)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        append_lines(self.path / ATTRIBUTIONS, [json_line(r) for r in records])
+
+    def attribution_records(self) -> dict[str, dict[str, Any]]:
+        """The stored attributions by example id (the newest where a resumed run wrote one twice)."""
+        records, _ = read_json_lines(self.path / ATTRIBUTIONS, self.damaged)
+        if any(not isinstance(r, dict) or "id" not in r or "example" not in r for r in records):
+            raise InputError(f"{self.path / ATTRIBUTIONS} holds records this version cannot read: {self.damaged}")
+        return {str(r["id"]): r for r in records}
 
     def require_records(self) -> list[ReadoutRecord]:
         """The records of a finished or interrupted run; a folder without any is refused with the fix."""

@@ -51,7 +51,19 @@ class EvalReport(Presentable):
         return self.summary.to_records()
 
 
-Chunk = tuple[list[ReadoutRecord], list[GridRecord]]
+@dataclass
+class Chunk:
+    """What one chunk of rows recorded: readouts (with scores), and where asked, 2-D lenses and attributions."""
+
+    records: list[ReadoutRecord] = field(default_factory=list)
+    grids: list[GridRecord] = field(default_factory=list)
+    attributions: list[dict[str, Any]] = field(default_factory=list)
+    """Per example: its id, the method, and its attribution (``ExampleAttribution.to_dict``)."""
+
+    def extend(self, other: Chunk) -> None:
+        self.records += other.records
+        self.grids += other.grids
+        self.attributions += other.attributions
 
 
 def _records_for(lens: Any, rows: list[EvalRow], settings: EvalSettings,
@@ -88,7 +100,13 @@ def _records_for(lens: Any, rows: list[EvalRow], settings: EvalSettings,
     for row, example in zip(rows, beside or [], strict=False):  # the raw lens beside the tuned one
         records += [ReadoutRecord.of(row.id, describe(row.input, row.id), r, row.reference, lens="raw")
                     for r in example.readouts if r.layer < lens.num_layers]
-    return records, grids
+    attributions = []
+    if settings.attribute is not None:  # each layer's own readout, attributed through the run's (first) lens
+        found = lens.attribute(items, method=settings.attribute, generation=settings.generation,
+                               runtime=settings.runtime, lens=lens.lenses(settings.lens_mode)[0])
+        attributions = [{"id": row.id, "method": found.method, "example": example.to_dict()}
+                        for row, example in zip(rows, found, strict=True)]
+    return Chunk(records, grids, attributions)
 
 
 def _safe_records(lens: Any, rows: list[EvalRow], settings: EvalSettings, skipped: list[str],
@@ -102,20 +120,17 @@ def _safe_records(lens: Any, rows: list[EvalRow], settings: EvalSettings, skippe
         bar.update(start - bar.n)  # back to where the chunk began: the retry counts its examples again
         if len(rows) == 1 and settings.on_error == "fail":
             raise
-    records: list[ReadoutRecord] = []
-    grids: list[GridRecord] = []
+    chunk = Chunk()
     for row in rows:
         try:
-            one, grid = _records_for(lens, [row], settings)
+            chunk.extend(_records_for(lens, [row], settings))
             bar.update(1)
-            records += one
-            grids += grid
         except InputError as err:
             if settings.on_error == "fail":
                 raise InputError(f"example {row.id}: {err}") from None
             skipped.append(f"example {row.id}: {err}")
             bar.update(1)
-    return records, grids
+    return chunk
 
 
 def summarize(records: list[ReadoutRecord], settings: EvalSettings, num_layers: int,
@@ -238,13 +253,15 @@ def _run(settings: EvalSettings, folder: EvalFolder, lens: Any, rows: list[EvalR
               unit="ex", disable=not progress or not proc.is_main, dynamic_ncols=True) as bar:
         for number, start in enumerate(range(0, len(todo), settings.chunk_size)):
             chunk = todo[start : start + settings.chunk_size]
-            records, grids = _safe_records(lens, chunk, settings, skipped, bar)
-            if records:
+            recorded = _safe_records(lens, chunk, settings, skipped, bar)
+            if recorded.records:
                 folder.write_settings(identity)
-                if grids:
-                    folder.append_grids(grids)
-                folder.append(records, path)
-            done.extend(records)
+                if recorded.grids:
+                    folder.append_grids(recorded.grids)
+                if recorded.attributions:
+                    folder.append_attributions(recorded.attributions)
+                folder.append(recorded.records, path)
+            done.extend(recorded.records)
             if on_chunk is not None:
                 on_chunk(number)
     if proc.world > 1:

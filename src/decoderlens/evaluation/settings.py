@@ -11,6 +11,7 @@ from decoderlens.errors import InputError
 from decoderlens.evaluation.data import DataSource
 from decoderlens.evaluation.metrics import Metric, get_metric, get_normalizer, get_preset
 from decoderlens.settings import (
+    ATTRIBUTION_METHODS,
     GenerationSettings,
     LensMode,
     LoadSettings,
@@ -45,6 +46,9 @@ class EvalSettings:
         "Also score the reference per layer (teacher-forced log-probs)."))
     grid: bool = field(default=False, metadata=described(
         "Also record the 2-D lens of the reference (every encoder layer x decoder layer)."))
+    attribute: str | None = field(default=None, metadata=described(
+        "Also attribute every readout token to the source positions of its layer with this method (grad, ig or "
+        "occlusion); the report shows where each layer looks (attributions.jsonl).", str, "METHOD"))
     lens: LensMode | str | None = field(default=None, metadata=described(
         "raw, tuned (with --translators) or both: raw and tuned readouts from one encoder pass (default: tuned with "
         "--translators, else raw).", str, "raw|tuned|both"))
@@ -81,6 +85,8 @@ class EvalSettings:
             if self.lens is not LensMode.raw and not self.load.translators:
                 raise InputError(f"lens (--lens) {self.lens} needs translators: give --translators DIR (from "
                                  "decoderlens tune)")
+        if self.attribute is not None:
+            check_choice("attribute", self.attribute, ATTRIBUTION_METHODS)
         check_count("bootstrap_resamples", self.bootstrap_resamples, minimum=0)
         if self.nonspeech is not None:
             check_count("nonspeech", self.nonspeech, minimum=0)

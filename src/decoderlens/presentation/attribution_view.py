@@ -11,7 +11,7 @@ import numpy as np
 
 from decoderlens.attribution.output import AttributionOutput, ExampleAttribution, LayerAttribution
 from decoderlens.presentation.numbers import fixed, number
-from decoderlens.presentation.plots import style
+from decoderlens.presentation.style import pyplot
 from decoderlens.presentation.tables import TableSpec
 
 FULL_COLUMNS = 16
@@ -80,7 +80,7 @@ def _binned(values: list[float], bins: int) -> list[float]:
     return [float(array[a:b].sum()) for a, b in itertools.pairwise(edges)]
 
 
-def attribution_view(output: AttributionOutput, example: ExampleAttribution) -> dict[str, Any]:
+def attribution_view(example: ExampleAttribution, method: str, target: str = "readout") -> dict[str, Any]:
     """One example as the pages draw it (``Lens.drawAttribution``): source labels (binned for long audio), and
     per layer its tokens with their scores (rounded to 4 significant digits)."""
     bins = min(len(example.source), PAGE_COLUMNS)
@@ -100,7 +100,7 @@ def attribution_view(output: AttributionOutput, example: ExampleAttribution) -> 
                 "tokens": [{"token": t.token, "logprob": round(t.logprob, 4), "scores": compact(t.attribution)}
                            for t in layer.tokens]}
 
-    return {"input": example.input, "method": METHOD_NAMES[output.method], "target": output.target,
+    return {"input": example.input, "method": METHOD_NAMES[method], "target": target,
             "source": labels, "seconds": [example.source[0].start, example.source[-1].end] if timed else None,
             "binned": len(example.source) > bins, "layers": [layer_view(layer) for layer in example.layers]}
 
@@ -111,7 +111,8 @@ def attribution_sections(output: AttributionOutput) -> list[dict[str, Any]]:
                f"{'readout' if output.target == 'readout' else 'target'} tokens over the source positions of the "
                "states that layer hands the decoder. Blue raises the token's log-probability, vermillion lowers it; "
                "each row is scaled to its own largest magnitude. Click a token to see where it looks.")
-    return [{"title": example.input, "caption": caption, "attribution": attribution_view(output, example)}
+    return [{"title": example.input, "caption": caption,
+             "attribution": attribution_view(example, output.method, output.target)}
             for example in output]
 
 
@@ -120,7 +121,7 @@ def plot_attribution(output: AttributionOutput, target: Path, example: int = 0,
     """Example ``example``: layer x source position for all tokens (each row scaled to its largest magnitude),
     then per layer its tokens x positions, or with a target, per target token layer x position (each panel
     scaled to its largest magnitude); for audio, the waveform above on the same time axis."""
-    plt = style()
+    plt = pyplot()
     chosen = output.examples[example]
     layers = chosen.layers
     source = chosen.source

@@ -11,28 +11,12 @@ from decoderlens.evaluation.compare import Comparison
 from decoderlens.evaluation.folder import EvalFolder, MetricInfo, Summary
 from decoderlens.presentation.numbers import number
 from decoderlens.presentation.report import build_payload, display_name
-from decoderlens.presentation.style import CHANCE_COLOR, LENS_NAMES, axis_label, lens_key, series_color
+from decoderlens.presentation.style import CHANCE_COLOR, LENS_NAMES, axis_label, lens_key, pyplot, series_color
 from decoderlens.results import TraceOutput
 
 FORMATS = ("png", "svg", "pdf")
 PANELS_PER_ROW = 4
 """Metric panels side by side before a figure wraps to a new row (readable at a paper's column width)."""
-
-
-def style() -> Any:
-    """pyplot with the house style (off-screen backend)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plt.rcParams.update({
-        "font.size": 10, "axes.titlesize": 11, "axes.labelsize": 9, "axes.spines.top": False,
-        "axes.spines.right": False, "axes.grid": True, "grid.color": "#e3e7ee", "grid.linewidth": 0.8,
-        "legend.frameon": False, "legend.fontsize": 9, "figure.dpi": 150, "savefig.bbox": "tight",
-        "svg.fonttype": "none",  # text stays text in SVG: searchable, editable, read by screen readers
-    })
-    return plt
 
 
 def metric_axis(ax: Any, info: MetricInfo | None, name: str, values: list[float]) -> None:
@@ -69,7 +53,7 @@ def figure_legend(fig: Any, axes: Any, rows: int = 1) -> None:
 def plot_curves(summary: Summary, target: Path) -> Path:
     """One panel per metric: value per encoder layer with its 95% bootstrap band for each lens (raw and tuned with
     ``--lens both``), the chance level where the metric has one, and one legend below."""
-    plt = style()
+    plt = pyplot()
     from matplotlib.ticker import MaxNLocator
 
     names = [n for n in summary.metric_names if any(n in e.metrics for e in summary.layers)]
@@ -109,7 +93,7 @@ def plot_curves(summary: Summary, target: Path) -> Path:
 def heatmap_figure(values: Any, columns: list[Any], rows: list[Any], target: Path, *, xlabel: str, ylabel: str,
                    scale: str, cmap: str = "viridis", title: str | None = None, **limits: float) -> Path:
     """A matrix as a heatmap figure: ``rows`` bottom to top, ``columns`` left to right, a labelled colour bar."""
-    plt = style()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(max(3.0, 0.45 * len(columns) + 1.8), max(2.2, 0.3 * len(rows) + 1.2)))
     image = ax.imshow(values, aspect="auto", cmap=cmap, origin="lower", **limits)
     ax.set_xticks(range(len(columns)), [str(c) for c in columns], rotation=60 if len(columns) > 8 else 0,
@@ -160,7 +144,7 @@ def plot_grid(summary: Summary, target: Path) -> Path:
 def plot_comparison(result: Comparison, target: Path, info: dict[str, MetricInfo] | None = None) -> Path:
     """Per metric: both runs per layer (named by their folders, with the chance level), and below the paired
     difference B - A with its interval."""
-    plt = style()
+    plt = pyplot()
     names = list(result.layers[0].metrics) if result.layers else []
     if not names:
         raise InputError("the comparison has no metric to plot")

@@ -14,11 +14,13 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+from decoderlens.attribution.output import AttributionOutput, ExampleAttribution
 from decoderlens.errors import InputError
 from decoderlens.evaluation.compare import Comparison
 from decoderlens.evaluation.folder import AnalysisTable, EvalFolder, GridRecord, MetricInfo, ReadoutRecord, Summary
 from decoderlens.evaluation.metrics import get_metric, get_normalizer
 from decoderlens.fileio import atomic_write_text
+from decoderlens.presentation.attribution_view import attribution_view
 from decoderlens.presentation.numbers import number
 from decoderlens.presentation.style import LENS_NAMES, axis_label, lens_key, page_style, series_color
 from decoderlens.results import GridOutput, LensOutput, ScoreOutput, TraceOutput
@@ -134,9 +136,11 @@ def metric_payload(metrics: dict[str, MetricInfo]) -> dict[str, Any]:
 
 def build_payload(records: list[ReadoutRecord], summary: Summary | None, title: str,
                   tables: list[AnalysisTable] | None = None, num_layers: int | None = None,
-                  settings: dict[str, Any] | None = None, grids: list[GridRecord] | None = None) -> dict[str, Any]:
+                  settings: dict[str, Any] | None = None, grids: list[GridRecord] | None = None,
+                  attributions: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """Everything a report page shows, as plain JSON. With raw and tuned lenses, each layer below the top has a
-    row per lens (raw first), each with its own metrics."""
+    row per lens (raw first), each with its own metrics. ``attributions``: per example id, where each layer looks
+    (``attribution_view``)."""
     mean_grid, example_grids = grid_specs(summary, grids or [])
     by_id: dict[str, list[ReadoutRecord]] = defaultdict(list)
     for record in records:
@@ -170,6 +174,8 @@ def build_payload(records: list[ReadoutRecord], summary: Summary | None, title: 
             example["token_ranks"] = [r.token_ranks for r in rows]
         if key in example_grids:
             example["grid"] = example_grids[key]
+        if attributions and key in attributions:
+            example["attribution"] = attributions[key]
         examples.append(example)
     series = []
     if summary is not None:
@@ -190,17 +196,22 @@ def write_report(folder: Path, output: Path | None = None) -> Path:
     summary = store.summary()
     model = summary.model if summary else str((store.read_settings() or {}).get("model", folder.name))
     target = output or folder / "report.html"
+    views = {key: attribution_view(ExampleAttribution.from_dict(r["example"]), r["method"])
+             for key, r in store.attribution_records().items()}
     payload = build_payload(records, summary, f"DecoderLens: {display_name(model)}", store.tables(),
-                            grids=store.grid_records())
+                            grids=store.grid_records(), attributions=views)
     atomic_write_text(target, render_page("report", payload))
     return target
 
 
-def lens_output_payload(output: LensOutput) -> dict[str, Any]:
-    """The report payload of an ad-hoc run (no references, no metrics)."""
+def lens_output_payload(output: LensOutput, attributions: AttributionOutput | None = None) -> dict[str, Any]:
+    """The report payload of an ad-hoc run (no references, no metrics), with where each layer looks where
+    ``attributions`` are given."""
     records = [ReadoutRecord.of(str(i), ex.input, r) for i, ex in enumerate(output) for r in ex.readouts]
+    views = None if attributions is None else {
+        str(i): attribution_view(example, attributions.method) for i, example in enumerate(attributions)}
     return build_payload(records, None, f"DecoderLens: {display_name(output.model)}",
-                         num_layers=output.num_encoder_layers, settings=output.settings)
+                         num_layers=output.num_encoder_layers, settings=output.settings, attributions=views)
 
 
 def write_compare_html(comparison: Comparison, info: dict[str, MetricInfo], tables: list[AnalysisTable],
@@ -261,9 +272,10 @@ def trace_sections(trace: TraceOutput) -> list[dict[str, Any]]:
                                        "position", 3)]}]
 
 
-def write_lens_output_html(output: LensOutput, target: Path) -> Path:
-    """Write the grid/emergence view of an ad-hoc run."""
-    atomic_write_text(target, render_page("report", lens_output_payload(output)))
+def write_lens_output_html(output: LensOutput, target: Path, attributions: AttributionOutput | None = None) -> Path:
+    """Write the grid/emergence view of an ad-hoc run (with where each layer looks, where ``attributions`` are
+    given)."""
+    atomic_write_text(target, render_page("report", lens_output_payload(output, attributions)))
     return target
 
 

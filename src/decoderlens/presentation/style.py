@@ -43,3 +43,19 @@ def axis_label(name: str, bounds: list[float] | tuple[float, float] | None, high
 def page_style() -> dict[str, Any]:
     """What the pages' script draws with: the palette, the series colours and the chance colour."""
     return {"palette": PALETTE, "series": SERIES_COLORS, "chance": CHANCE_COLOR}
+
+
+def pyplot() -> Any:
+    """pyplot with the house style (off-screen backend)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({
+        "font.size": 10, "axes.titlesize": 11, "axes.labelsize": 9, "axes.spines.top": False,
+        "axes.spines.right": False, "axes.grid": True, "grid.color": "#e3e7ee", "grid.linewidth": 0.8,
+        "legend.frameon": False, "legend.fontsize": 9, "figure.dpi": 150, "savefig.bbox": "tight",
+        "svg.fonttype": "none",  # text stays text in SVG: searchable, editable, read by screen readers
+    })
+    return plt

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from decoderlens.cli.app import app
 from decoderlens.logic import shipped_model_path
 from decoderlens.testing import sample_waveforms, tiny_model, tiny_processor
-from support.browser import needs_browser, open_url
+from support.browser import CHROMIUM, needs_browser, open_url
 
 MODEL = str(shipped_model_path())
 FORMULA = "& a | b ! c"
@@ -156,3 +156,39 @@ def test_the_page_shows_where_a_clicked_token_looks(tmp_path: Path) -> None:
     finally:
         browser.close()
         manager.stop()
+
+
+def test_eval_and_run_pages_show_where_each_layer_looks(tmp_path: Path) -> None:
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps({"input": f, "target": "a 1"}) + "\n" for f in ["& a b", "! c", "| a ! b"]))
+    out = tmp_path / "eval"
+    code, _, err = run("eval", MODEL, str(data), "--out", str(out), "--attribute", "grad", "--layers", "0,3,6",
+                       "--bootstrap-resamples", "10")
+    assert code == 0, err
+    stored = [json.loads(line) for line in (out / "attributions.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in stored] == ["0", "1", "2"] and {r["method"] for r in stored} == {"grad"}
+    assert [la["layer"] for la in stored[0]["example"]["layers"]] == [0, 3, 6]
+    code, _, err = run("report", str(out))
+    assert code == 0, err
+    page_path = tmp_path / "run.html"
+    code, _, err = run("run", MODEL, "& a b", "! c", "--html", str(page_path), "--attribute", "occlusion")
+    assert code == 0, err
+    code, _, err = run("run", MODEL, "& a b", "--attribute", "grad")
+    one_line_error(code, err, "give --html FILE too")
+    code, _, err = run("run", MODEL, "& a b", "--attribute", "lime", "--html", str(page_path))
+    one_line_error(code, err, "attribute (--attribute) must be one of grad, ig, occlusion")
+    code, _, err = run("eval", MODEL, str(data), "--out", str(tmp_path / "bad"), "--attribute", "lime")
+    one_line_error(code, err, "attribute (--attribute) must be one of grad, ig, occlusion")
+    for page_file, examples in ((out / "report.html", 3), (page_path, 2)):
+        if CHROMIUM is None:
+            continue
+        manager, browser, page, errors, requests = open_url(page_file.resolve().as_uri(), wait_for=".attribution")
+        try:
+            assert errors == [] and requests == [page_file.resolve().as_uri()]
+            assert page.locator("article.example .attribution").count() == examples
+            first = page.locator("article.example").first
+            first.locator(".attribution-row button").first.click()
+            assert "token" in first.locator(".attribution-focus h3").inner_text()
+        finally:
+            browser.close()
+            manager.stop()

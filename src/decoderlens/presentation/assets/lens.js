@@ -287,6 +287,8 @@ const Lens = (() => {
     }
     if (example.token_logprobs) card.append(heatmap(example, layerSet));
     if (example.grid) card.append(drawHeatmap(example.grid));
+    if (example.attribution) card.append(el("div", {class: "heat"}, el("h3", {}, `Where each layer looks (${example.attribution.method})`),
+      drawAttribution(example.attribution)));
     return card;
   }
 
