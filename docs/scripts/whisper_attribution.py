@@ -6,7 +6,8 @@ default); the script prints, per layer, the share of the attribution's magnitude
 the pause and on the rest of the 30-s window, and for each readout word that belongs to one sentence whether its
 strongest frame lies in that sentence; then the time per clip of each method at the defaults, and a figure.
 
-    python docs/scripts/whisper_attribution.py ~/.cache/real-whisper/whisper-base --out docs/figures/attribution_whisper.png
+    python docs/scripts/whisper_attribution.py ~/.cache/real-whisper/whisper-base \
+        --out docs/figures/attribution_whisper.png
 """
 
 from __future__ import annotations
