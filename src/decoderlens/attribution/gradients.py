@@ -23,8 +23,9 @@ def path_scores(model: PreTrainedModel, rows: AttributionRows, baseline: torch.T
     pairs = rows.wanted_pairs()
     work = [(r, s, alpha) for r, s in pairs for alpha in alphas]
     delta = rows.states - baseline
-    scores = torch.zeros(*rows.labels.shape, rows.states.shape[1], device=rows.states.device)
-    for part in row_slices(len(work), max_rows):
+    length = rows.labels.shape[1]
+    scores = torch.zeros(len(rows) * length, rows.states.shape[1], device=rows.states.device)
+    for part in rows.passes(len(work), max_rows):
         chunk = work[part]
         index = torch.tensor([r for r, _, _ in chunk], device=rows.states.device)
         alpha = torch.tensor([a for _, _, a in chunk], device=rows.states.device, dtype=rows.states.dtype)
@@ -35,9 +36,9 @@ def path_scores(model: PreTrainedModel, rows: AttributionRows, baseline: torch.T
             picked = logprobs[torch.arange(len(chunk)), torch.tensor([s for _, s, _ in chunk])]
             (grads,) = torch.autograd.grad(picked.sum(), points)
         dots = (grads.float() * delta.index_select(0, index).float()).sum(-1) / len(alphas)
-        for k, (r, s, _) in enumerate(chunk):
-            scores[r, s] += dots[k]
-    return scores * rows.positions()[:, None, :]
+        cells = torch.tensor([r * length + s for r, s, _ in chunk], device=scores.device)
+        scores.index_add_(0, cells, dots)
+    return scores.view(len(rows), length, -1) * rows.positions()[:, None, :]
 
 
 @torch.no_grad()

@@ -11,7 +11,6 @@ from transformers import PreTrainedModel
 from decoderlens.attribution.gradients import logprobs_at
 from decoderlens.attribution.registry import MethodScores, register
 from decoderlens.attribution.rows import AttributionRows, label_logprobs
-from decoderlens.scheduling import row_slices
 from decoderlens.settings import AttributionSettings
 
 MAX_WINDOWS = 100
@@ -36,7 +35,7 @@ def occlusion(model: PreTrainedModel, rows: AttributionRows, settings: Attributi
     work = [(r, start) for r in range(len(rows)) for start in range(0, length, size)
             if present[r, start: start + size].any()]
     scores = torch.zeros(*rows.labels.shape, length, device=rows.states.device)
-    for part in row_slices(len(work), max_rows):
+    for part in rows.passes(len(work), max_rows):
         chunk = work[part]
         index = torch.tensor([r for r, _ in chunk], device=rows.states.device)
         states = rows.states.index_select(0, index).clone()

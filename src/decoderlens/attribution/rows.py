@@ -4,13 +4,16 @@ method runs on them."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
+from tqdm.auto import tqdm
 from transformers import PreTrainedModel
 
 from decoderlens.adapter import EncodedBatch
 from decoderlens.forcing import teacher_forced
+from decoderlens.scheduling import row_slices
 
 
 @dataclass
@@ -27,6 +30,17 @@ class AttributionRows:
     """(rows, label positions): True where a token is reported (the readout's or target's own tokens)."""
     present: torch.Tensor | None = None
     """(rows, time): 1 at the source positions a row has, 0 at padding (``None``: every position)."""
+    progress: bool = False
+    """Show a bar of the decoder passes a method makes (long work: ig, occlusion, long audio)."""
+
+    def passes(self, total: int, max_rows: int) -> Iterator[slice]:
+        """Slices of ``total`` work rows, at most ``max_rows`` each, with a bar of the rows done where
+        ``progress`` is on."""
+        with tqdm(total=total, desc="attributing", unit="row", disable=not self.progress, leave=False,
+                  dynamic_ncols=True) as bar:
+            for part in row_slices(total, max_rows):
+                yield part
+                bar.update(part.stop - part.start)
 
     def __len__(self) -> int:
         return self.states.shape[0]

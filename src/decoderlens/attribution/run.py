@@ -41,12 +41,13 @@ def attribute(parts: ModelParts, items: list[Any], targets: list[str] | None, ge
         encoded = encode(parts, batch_items, generation.truncation, runtime.max_memory)
         rows, texts = build_rows(parts, encoded, [None if targets is None else targets[i] for i in indices],
                                  chosen, plan, generation, runtime, lens)
+        rows.progress = progress is True
         factor = BACKWARD_FACTOR if settings.method in GRADIENT_METHODS else 1
         max_rows = rows_per_call(parts, encoded, runtime, lambda cost, length, width: factor * cost.scoring(
             length, width, rows.labels.shape[1]))
         found = METHODS[settings.method](parts.model, rows, settings, max_rows)
         return examples_of(parts, encoded, batch_items, [describe(items[i], i) for i in indices], rows, texts,
-                           found, chosen)
+                           found, chosen, max_rows)
 
     examples = each_batch(parts, items, runtime, len(chosen), generation.truncation, progress, work,
                           "decoderlens attribute")
@@ -97,13 +98,13 @@ def _target_count(labels: list[int], offset: int, eos: set[int]) -> int:
 
 
 def examples_of(parts: ModelParts, encoded: EncodedBatch, items: list[Any], names: list[str], rows: AttributionRows,
-                texts: list[str], found: MethodScores, layers: list[int]) -> list[ExampleAttribution]:
+                texts: list[str], found: MethodScores, layers: list[int], max_rows: int) -> list[ExampleAttribution]:
     """Per example: its source positions and, per layer, each reported token with its scores there."""
     size = encoded.batch_size
     present = rows.positions()[:size].bool()
     scores = found.scores.float().cpu()
     gaps = None if found.completeness_gap is None else found.completeness_gap.float().cpu().tolist()
-    clean = _clean_logprobs(parts, rows)
+    clean = gradients.logprobs_at(parts.model, rows, rows.states, max_rows).cpu().tolist()
     labels = rows.labels.tolist()
     result = []
     for b, item in enumerate(items):
@@ -122,8 +123,3 @@ def examples_of(parts: ModelParts, encoded: EncodedBatch, items: list[Any], name
             per_layer.append(LayerAttribution(layer, texts[row], tokens))
         result.append(ExampleAttribution(names[b], source, per_layer))
     return result
-
-
-def _clean_logprobs(parts: ModelParts, rows: AttributionRows) -> list[list[float]]:
-    """Every label's log-probability at its row's own states."""
-    return gradients.logprobs_at(parts.model, rows, rows.states, max(1, len(rows))).cpu().tolist()

@@ -3,6 +3,7 @@ patches."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,7 +29,8 @@ def attribute_command(
     html: common.HtmlOpt = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="Also draw layer x source position to this PNG, SVG "
                                               "or PDF file (audio: under its waveform).", show_default=False)] = None,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress",
+                                           help="Show progress bars (on a terminal).")] = True,
     *,
     given: dict[str, Any],
 ) -> None:
@@ -44,7 +46,7 @@ def attribute_command(
                              "each layer's own readout")
         lens = common.load_lens(model, load, force)
         result = lens.attribute(source, target=target, attribution=settings, generation=generation,
-                                runtime=runtime, progress=progress)
+                                runtime=runtime, progress=progress and sys.stderr.isatty())
         common.show_result(result, fmt, output)  # the result first: drawing it can never lose it
         if html is not None:
             from decoderlens.presentation.attribution_view import attribution_sections
