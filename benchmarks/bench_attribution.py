@@ -24,6 +24,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from decoderlens import DecoderLens
@@ -83,6 +84,20 @@ def costs(lens: DecoderLens, formulas: list[str], rounds: int) -> dict[str, list
     return seconds
 
 
+def completeness(lens: DecoderLens, formulas: list[str], steps: int) -> dict[int, list[float]]:
+    """Per layer: each readout token's integrated-gradients completeness gap as a share of the change in its
+    log-probability from the baseline (|gap| / |change|), at ``steps`` points."""
+    shares: dict[int, list[float]] = {}
+    for formula in formulas:
+        out = lens.attribute(formula, method="ig", steps=steps)
+        for layer in out[0].layers:
+            for token in layer.tokens:
+                change = sum(token.attribution) - (token.completeness_gap or 0.0)
+                if abs(change) > 1e-3:
+                    shares.setdefault(layer.layer, []).append(abs(token.completeness_gap or 0.0) / abs(change))
+    return shares
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=200, help="held-out formulas")
@@ -113,6 +128,14 @@ def main() -> None:
     for name, values in seconds.items():
         print(f"| {name} | {min(values):.3f} / {statistics.median(values):.3f} | "
               f"{statistics.median(values) / base:.1f}x |")
+    print(f"\nIntegrated gradients' completeness gap, |gap| / |change in log-prob| per token ({args.cost_formulas} "
+          "formulas; tokens whose log-probability moves less than 0.001 from the baseline left out)\n")
+    print("| layer | steps 4: median | steps 16 (default): median | steps 16: 90th percentile | tokens |")
+    print("|---|---|---|---|---|")
+    few, default = completeness(lens, formulas, 4), completeness(lens, formulas, 16)
+    for layer, values in sorted(default.items()):
+        print(f"| {layer} | {statistics.median(few.get(layer, [float('nan')])):.3f} | {statistics.median(values):.3f}"
+              f" | {float(np.quantile(values, 0.9)):.3f} | {len(values)} |")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ Two sentences are spoken by espeak-ng with a pause between them, so that each wo
 known to the sentence. Every layer's readout is attributed to the encoder's frames (gradient x input, the
 default); the script prints, per layer, the share of the attribution's magnitude that falls on each sentence, on
 the pause and on the rest of the 30-s window, and for each readout word that belongs to one sentence whether its
-strongest frame lies in that sentence; then the time per clip of each method at the defaults, and a figure.
+strongest frame lies in that sentence; then the time the clip takes at the defaults (all layers, grad) and with
+each method on the top layer alone, and a figure.
 
     python docs/scripts/whisper_attribution.py ~/.cache/real-whisper/whisper-base \
         --out docs/figures/attribution_whisper.png
@@ -38,7 +39,8 @@ def spoken(text: str, folder: Path, name: str) -> np.ndarray:
 
 
 def words(text: str) -> set[str]:
-    return set(re.findall(r"[a-z]+", text.lower()))
+    """The words of ``text`` that can only be one word (three letters or more: not "a", "is")."""
+    return {w for w in re.findall(r"[a-z]+", text.lower()) if len(w) >= 3}
 
 
 def main() -> None:
@@ -57,7 +59,9 @@ def main() -> None:
              "sentence 2": (first.size / RATE + PAUSE, clip.size / RATE)}
     print(f"clip: {clip.size / RATE:.2f} s; " + ", ".join(f"{k} {a:.2f}-{b:.2f} s" for k, (a, b) in spans.items()))
     lens = DecoderLens.from_pretrained(args.model)
+    start = time.perf_counter()
     out = lens.attribute(str(path), language="en")
+    seconds = time.perf_counter() - start
     example = out[0]
     starts = np.array([p.start for p in example.source])
     print("\n| layer | readout | sentence 1 | pause | sentence 2 | rest of the window | words in their sentence |")
@@ -83,11 +87,13 @@ def main() -> None:
               f"{shares['sentence 2']:.3f} | {rest:.3f} | {found} |")
     plot_attribution(out, args.out, audio=(clip, RATE))
     print(f"\nwrote {args.out}")
-    print("\n| method | seconds per clip (all layers, defaults) |\n|---|---|")
+    tokens = sum(len(layer.tokens) for layer in example.layers)
+    print("\n| method | layers | readout tokens | seconds for the clip |\n|---|---|---|---|")
+    print(f"| grad | all {len(example.layers)} | {tokens} | {seconds:.1f} |")
     for method in args.methods.split(","):
         start = time.perf_counter()
-        lens.attribute(str(path), language="en", method=method)
-        print(f"| {method} | {time.perf_counter() - start:.1f} |")
+        top = lens.attribute(str(path), language="en", method=method, layers=-1)
+        print(f"| {method} | top | {len(top[0].layers[0].tokens)} | {time.perf_counter() - start:.1f} |")
 
 
 if __name__ == "__main__":

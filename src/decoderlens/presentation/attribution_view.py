@@ -21,6 +21,8 @@ TOP_POSITIONS = 3
 PAGE_COLUMNS = 400
 """Sources longer than this (audio frames) are drawn in the pages as this many bins, each the sum of its
 positions' scores."""
+PANEL_TOKENS = 24
+"""Tokens a figure draws per layer (a looping low layer may read out hundreds; the JSON holds them all)."""
 METHOD_NAMES = {"grad": "gradient x input", "ig": "integrated gradients", "occlusion": "occlusion"}
 
 
@@ -34,6 +36,11 @@ def panel_scaled(rows: list[list[float]]) -> list[list[float]]:
     """Rows divided by the largest magnitude among them all, so that a panel's weak rows stay pale."""
     top = max((abs(v) for row in rows for v in row), default=0.0)
     return [[v / top if top else 0.0 for v in row] for row in rows]
+
+
+def readable(token: str) -> str:
+    """A token as a figure labels it: without the tokenizer's word-start marks."""
+    return token.replace("\u0120", " ").replace("\u2581", " ").replace("\u010a", "\\n").strip() or repr(token)
 
 
 def _span(example: ExampleAttribution, position: int) -> str:
@@ -131,22 +138,30 @@ def plot_attribution(output: AttributionOutput, target: Path, example: int = 0,
         ("all tokens (each row scaled to its largest magnitude)",
          [normalised(la.totals()) or [0.0] * len(source) for la in layers], [str(la.layer) for la in layers])]
     if output.target == "target" and layers:  # the same tokens at every layer: one layer x position panel each
-        panels += [(f"token {k}: {token.token}", panel_scaled([la.tokens[k].attribution for la in layers]),
-                    [str(la.layer) for la in layers]) for k, token in enumerate(layers[0].tokens)]
+        panels += [(f"token {k}: {readable(token.token)}", panel_scaled([la.tokens[k].attribution for la in layers]),
+                    [str(la.layer) for la in layers]) for k, token in enumerate(layers[0].tokens[:PANEL_TOKENS])]
     else:
-        panels += [(f"layer {la.layer}: {la.text or '<empty>'}"[:90], panel_scaled([t.attribution for t in la.tokens]),
-                    [t.token for t in la.tokens]) for la in layers if la.tokens]
+        for la in layers:
+            shown = la.tokens[:PANEL_TOKENS]
+            more = f" (first {PANEL_TOKENS} of {len(la.tokens)} tokens)" if len(la.tokens) > PANEL_TOKENS else ""
+            if shown:
+                panels.append((f"layer {la.layer}: {la.text}"[:80] + more,
+                               panel_scaled([t.attribution for t in shown]), [readable(t.token) for t in shown]))
     heights = ([1.2] if audio is not None else []) + [max(1.0, 0.22 * len(p[1]) + 0.6) for p in panels]
     width = max(6.0, min(16.0, 0.35 * len(source) + 2.5)) if not timed else 11.0
     fig, axes = plt.subplots(len(heights), 1, figsize=(width, sum(heights) + 0.6), sharex=True,
                              gridspec_kw={"height_ratios": heights}, squeeze=False)
     axes = [row[0] for row in axes]
+    note = ""
     if audio is not None:
         wave, rate = audio
         axes[0].plot(np.arange(wave.size) / rate, wave, color="#5b6577", linewidth=0.4)
         axes[0].set_ylabel("audio")
         axes[0].set_yticks([])
-        axes[0].set_xlim(*extent)
+        shown = min(extent[1], wave.size / rate + 0.5)
+        axes[0].set_xlim(extent[0], shown)
+        if shown < extent[1]:
+            note = f" (the clip: 0-{shown:.1f} s of the model's {extent[1]:.0f}-s window; all frames are in the JSON)"
         axes = axes[1:]
     image = None
     for ax, (title, values, rows) in zip(axes, panels, strict=True):
@@ -163,7 +178,7 @@ def plot_attribution(output: AttributionOutput, target: Path, example: int = 0,
         last.set_xticks(range(len(source)), [p.label for p in source], rotation=60 if len(source) > 8 else 0,
                         ha="right" if len(source) > 8 else "center", fontsize=7)
         last.set_xlabel("source position")
-    fig.suptitle(f"{METHOD_NAMES[output.method]}: {chosen.input}"[:110], fontsize=9)
+    fig.suptitle(f"{METHOD_NAMES[output.method]}: {chosen.input}"[:110] + note, fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, 0.985))
     if image is not None:
         fig.colorbar(image, ax=axes, shrink=0.6, label="share of the largest magnitude (blue raises the token, "
