@@ -158,10 +158,11 @@ def plot_attribution(output: AttributionOutput, target: Path, example: int = 0,
         axes[0].plot(np.arange(wave.size) / rate, wave, color="#5b6577", linewidth=0.4)
         axes[0].set_ylabel("audio")
         axes[0].set_yticks([])
-        shown = min(extent[1], wave.size / rate + 0.5)
-        axes[0].set_xlim(extent[0], shown)
-        if shown < extent[1]:
-            note = f" (the clip: 0-{shown:.1f} s of the model's {extent[1]:.0f}-s window; all frames are in the JSON)"
+        window = float(extent[1] or 0.0)
+        until = min(window, wave.size / rate + 0.5)
+        axes[0].set_xlim(extent[0], until)
+        if until < window:
+            note = f" (the clip: 0-{until:.1f} s of the model's {window:.0f}-s window; all frames are in the JSON)"
         axes = axes[1:]
     image = None
     for ax, (title, values, rows) in zip(axes, panels, strict=True):
