@@ -52,7 +52,8 @@ def attribute(parts: ModelParts, items: list[Any], targets: list[str] | None, ge
     examples = each_batch(parts, items, runtime, len(chosen), generation.truncation, progress, work,
                           "decoderlens attribute")
     recorded: dict[str, Any] = {"layers": chosen, "lens": lens.name, "final_norm": generation.final_norm,
-                "tgt_lang": generation.tgt_lang, "language": generation.language, "task": generation.task}
+                                "tgt_lang": generation.tgt_lang, "language": generation.language,
+                                "task": generation.task}
     if settings.method == "ig":
         recorded.update(steps=settings.steps, baseline=settings.baseline)
     if settings.method == "occlusion":
