@@ -130,25 +130,31 @@ class Tuner:
     # --- least squares -----------------------------------------------------------------------------
 
     @torch.no_grad()
-    def fit_lstsq(self, shuffle: bool = False) -> None:
-        """``A_l, b_l`` minimising ``|h_l + A_l h_l + b_l - h_L|^2`` over every (unpadded) position."""
+    def fit_lstsq(self, shuffle: bool = False, progress: bool = False) -> None:
+        """``A_l, b_l`` minimising ``|h_l + A_l h_l + b_l - h_L|^2`` over every (unpadded) position (``progress``:
+        bars of the examples encoded and the layers solved)."""
         lens, top = self.lens, self.lens.num_layers
         xs: list[list[torch.Tensor]] = [[] for _ in range(top)]
         ys: list[torch.Tensor] = []
-        for start in range(0, len(self.train_rows), self.settings.step_batch):
-            rows = self.train_rows[start: start + self.settings.step_batch]
-            encoded = encode(lens.parts, [r.input for r in rows], self.generation.truncation)
-            mask = (encoded.attention_mask if encoded.attention_mask is not None else
-                    torch.ones(encoded.final_output.shape[:2], device=lens.device)).bool()
-            mask = mask[:, : encoded.final_output.shape[1]]
-            ys.append(encoded.final_output[mask].float())
-            for layer in range(top):
-                xs[layer].append(lens.adapter.layer_state(encoded, layer, self.generation.final_norm)[mask].float())
+        with tqdm(total=len(self.train_rows), desc="least squares: encoding", unit="ex", disable=not progress,
+                  dynamic_ncols=True) as bar:
+            for start in range(0, len(self.train_rows), self.settings.step_batch):
+                rows = self.train_rows[start: start + self.settings.step_batch]
+                encoded = encode(lens.parts, [r.input for r in rows], self.generation.truncation)
+                mask = (encoded.attention_mask if encoded.attention_mask is not None else
+                        torch.ones(encoded.final_output.shape[:2], device=lens.device)).bool()
+                mask = mask[:, : encoded.final_output.shape[1]]
+                ys.append(encoded.final_output[mask].float())
+                for layer in range(top):
+                    state = lens.adapter.layer_state(encoded, layer, self.generation.final_norm)
+                    xs[layer].append(state[mask].float())
+                bar.update(len(rows))
         target = torch.cat(ys)
         if shuffle:
             order = torch.randperm(target.shape[0], generator=torch.Generator().manual_seed(self.settings.seed))
             target = target[order]
-        for layer in range(top):
+        for layer in tqdm(range(top), desc="least squares: solving", unit="layer", disable=not progress,
+                          dynamic_ncols=True):
             x = torch.cat(xs[layer])
             matrix, bias = affine_least_squares(x, target)
             self.translators.bias.data[layer] = bias.to(self.translators.bias.dtype)
@@ -201,7 +207,7 @@ class Tuner:
         raw = self.validation_kl(translate=False)
         objective = settings.objective
         if objective == "lstsq" or settings.init == "lstsq":
-            self.fit_lstsq(shuffle=settings.control)
+            self.fit_lstsq(shuffle=settings.control, progress=progress)
         steps_done = 0
         if objective != "lstsq":
             steps_done = self._train(out_dir, progress)
