@@ -30,7 +30,7 @@ class _HasLayer(Protocol):
 L = TypeVar("L", bound=_HasLayer)
 
 
-def _by_layer(items: list[L], layer: int) -> L:
+def by_layer(items: list[L], layer: int) -> L:
     """The item of ``layer`` in a per-layer list."""
     for item in items:
         if item.layer == layer:
@@ -65,7 +65,7 @@ class ExampleReadouts:
 
     def layer(self, layer: int) -> LayerReadout:
         """The readout of ``layer``; raises ``KeyError`` if it was not selected."""
-        return _by_layer(self.readouts, layer)
+        return by_layer(self.readouts, layer)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ExampleReadouts:
@@ -240,7 +240,7 @@ class ExampleScores:
 
     def layer(self, layer: int) -> LayerScore:
         """The scores of ``layer``; raises ``KeyError`` if it was not selected."""
-        return _by_layer(self.layers, layer)
+        return by_layer(self.layers, layer)
 
 
 @dataclass
@@ -386,7 +386,7 @@ class ExampleLanguages:
 
     def layer(self, layer: int) -> LayerLanguage:
         """The language detected at ``layer``."""
-        return _by_layer(self.layers, layer)
+        return by_layer(self.layers, layer)
 
 
 @dataclass

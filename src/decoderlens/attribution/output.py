@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from decoderlens.positions import SourcePosition
-from decoderlens.results import Result
+from decoderlens.results import Result, by_layer
 
 
 @dataclass
@@ -55,10 +55,7 @@ class ExampleAttribution:
 
     def layer(self, layer: int) -> LayerAttribution:
         """The attribution of ``layer``; raises ``KeyError`` if it was not selected."""
-        for item in self.layers:
-            if item.layer == layer:
-                return item
-        raise KeyError(f"layer {layer} was not selected (layers: {[i.layer for i in self.layers]})")
+        return by_layer(self.layers, layer)
 
     def to_dict(self) -> dict[str, Any]:
         """The example's part of the documented JSON."""

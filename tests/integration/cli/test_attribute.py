@@ -14,20 +14,10 @@ from decoderlens.cli.app import app
 from decoderlens.logic import shipped_model_path
 from decoderlens.testing import sample_waveforms, tiny_model, tiny_processor
 from support.browser import CHROMIUM, needs_browser, open_url
+from support.cli import one_line_error, run
 
 MODEL = str(shipped_model_path())
 FORMULA = "& a | b ! c"
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, list(args))
-    return result.exit_code, result.stdout, result.stderr
-
-
-def one_line_error(code: int, err: str, message: str) -> None:
-    assert code == 2, err
-    assert "Traceback" not in err and message in err, err
-    assert len([line for line in err.splitlines() if line.startswith("error:")]) == 1, err
 
 
 @pytest.fixture(scope="module")

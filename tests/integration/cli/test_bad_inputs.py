@@ -8,30 +8,18 @@ import shutil
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from decoderlens import GenerationSettings
-from decoderlens.cli.app import app
 from decoderlens.evaluation.data import DataSource
 from decoderlens.evaluation.runner import evaluate
 from decoderlens.evaluation.settings import EvalSettings
 from decoderlens.logic import shipped_model_path
 from decoderlens.testing import sample_texts
+from support.cli import one_line_error, run
 from support.models import lens_for
 
 MODEL = str(shipped_model_path())
 FORMULA = "& a | b ! c"
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, list(args))
-    return result.exit_code, result.stdout, result.stderr
-
-
-def one_line_error(code: int, err: str, message: str) -> None:
-    assert code == 2, err
-    assert "Traceback" not in err and message in err, err
-    assert len([line for line in err.splitlines() if line.startswith("error:")]) == 1, err
 
 
 TRACE_CASES = [
