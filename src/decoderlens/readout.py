@@ -54,14 +54,16 @@ class _BatchWatcher:
 @torch.no_grad()
 def read(parts: ModelParts, items: list[Any], generation: GenerationSettings, runtime: RuntimeSettings,
          lens: Lens = RAW, progress: bool = False, watcher: ReadoutWatcher | None = None,
-         **extra: Any) -> LensOutput:
+         encoder: Callable[[list[int]], EncodedBatch] | None = None, **extra: Any) -> LensOutput:
     """Readouts of every selected layer of every input (``extra``: further ``generate`` options). ``watcher``
-    sees every readout's tokens as they are generated, and may stop an input's rows."""
+    sees every readout's tokens as they are generated, and may stop an input's rows. ``encoder(indices)``, where
+    given, supplies the encoder states of the inputs at ``indices`` (states kept from an earlier pass)."""
     chosen = parts.select(generation.layers)
     plan = parts.plan(generation, runtime, **extra)
 
     def work(indices: list[int], advance: Callable[[int], None]) -> list[list[LayerReadout]]:
-        encoded = encode(parts, [items[i] for i in indices], generation.truncation, runtime.max_memory)
+        encoded = (encode(parts, [items[i] for i in indices], generation.truncation, runtime.max_memory)
+                   if encoder is None else encoder(indices))
         return readout_batch(parts, encoded, chosen, plan, generation, runtime, lens,
                              None if watcher is None else _BatchWatcher(watcher, indices), advance)
 
@@ -71,10 +73,12 @@ def read(parts: ModelParts, items: list[Any], generation: GenerationSettings, ru
 
 
 def top_outputs(parts: ModelParts, items: list[Any], generation: GenerationSettings,
-                runtime: RuntimeSettings, progress: bool = False) -> list[LayerReadout]:
-    """Each input's ordinary output: its top layer, greedy under ``generation``, uncapped."""
+                runtime: RuntimeSettings, progress: bool = False,
+                encoder: Callable[[list[int]], EncodedBatch] | None = None) -> list[LayerReadout]:
+    """Each input's ordinary output: its top layer, greedy under ``generation``, uncapped (``encoder``: as for
+    ``read``)."""
     top = read(parts, items, replace(generation, layers=[parts.num_layers], top_length_cap=None), runtime,
-               progress=progress)
+               progress=progress, encoder=encoder)
     return [example.readouts[0] for example in top]
 
 

@@ -42,4 +42,20 @@ def tune_command(
         for layer, (raw, tuned) in enumerate(zip(info["val_kl_raw"], info["val_kl_tuned"], strict=True)):
             common.err_console.print(f"layer {layer}: validation KL {raw:.4f} (raw) -> {tuned:.4f} (tuned)",
                                      highlight=False)
+        common.err_console.print(speed_line(info), highlight=False)
         common.err_console.print(f"translators in {out}/ (use them with --translators {out})", highlight=False)
+
+
+def speed_line(info: dict[str, Any]) -> str:
+    """Where the training's time went, in one line."""
+    timing = info.get("timing", {})
+    besides = [f"top outputs {timing.get('targets', 0):.0f} s"]
+    if info.get("steps"):
+        besides.append(f"{info['steps']} steps of {timing.get('seconds_per_step', 0):.2f} s (forward "
+                       f"{timing.get('forward', 0):.0f} s, backward {timing.get('backward', 0):.0f} s)")
+    if timing.get("lstsq"):
+        besides.append(f"least squares {timing['lstsq']:.0f} s")
+    besides.append(f"validation {timing.get('validation', 0):.0f} s")
+    return (f"{info.get('objective')} in {info.get('seconds', 0) / 60:.1f} min: encoder "
+            f"{timing.get('encoder', 0):.0f} s ({timing.get('states_encoded', 0):.0f} examples encoded, "
+            f"{timing.get('states_reused', 0):.0f} read back from kept states); besides it " + ", ".join(besides))

@@ -8,7 +8,11 @@ from dataclasses import dataclass, field
 from decoderlens.errors import InputError
 from decoderlens.settings import check_choice, check_count, described
 
-OBJECTIVES = ("kl", "reference", "lstsq")
+OBJECTIVES = ("auto", "kl", "reference", "lstsq")
+CLOSED_FORM_MODALITIES = ("speech",)
+"""Encoders that ``auto`` fits in closed form: a KL step decodes every layer against all of a clip's frames
+(Whisper-base: 30 s of audio, 1,500 frames), so the hundreds of steps KL needs take hours on a CPU where least
+squares takes minutes (measured in ``docs/whisper.md``)."""
 FULL_RANK_UP_TO = 1024
 """Translators are full rank up to this width; wider encoders default to low rank."""
 LOW_RANK = 64
@@ -18,9 +22,9 @@ LOW_RANK = 64
 class TuneSettings:
     """How translators are trained (every field is a ``decoderlens tune`` option of the same name)."""
 
-    objective: str = field(default="kl", metadata=described(
-        "kl (self-distillation on the model's own output), reference (cross-entropy on references) or lstsq (closed "
-        "form).", metavar="kl|reference|lstsq"))
+    objective: str = field(default="auto", metadata=described(
+        "kl (self-distillation on the model's own output), reference (cross-entropy on references), lstsq (closed "
+        "form), or auto: lstsq for speech encoders, kl for the others.", metavar="auto|kl|reference|lstsq"))
     steps: int = field(default=300, metadata=described("Gradient steps."))
     step_batch: int = field(default=16, metadata=described("Examples per gradient step."))
     lr: float = field(default=0.1, metadata=described(
@@ -34,6 +38,12 @@ class TuneSettings:
     validation: int | None = field(default=None, metadata=described(
         "Held-out examples (default: 10% of the data, at most 256)."))
     checkpoint_every: int = field(default=50, metadata=described("Steps between two checkpoints."))
+
+    def chosen_objective(self, modality: str) -> str:
+        """The objective that runs for an encoder of ``modality`` (``auto`` resolved)."""
+        if self.objective != "auto":
+            return self.objective
+        return "lstsq" if modality in CLOSED_FORM_MODALITIES else "kl"
 
     def validate(self) -> TuneSettings:
         check_choice("objective", self.objective, OBJECTIVES)

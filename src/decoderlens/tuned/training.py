@@ -1,10 +1,12 @@
 """Training tuned-lens translators for an encoder-decoder model, the model frozen.
 
-``kl`` (default): self-distillation as in tuned-lens: teacher-forced on the model's own greedy top-layer output,
-minimise KL(p_top || p_l) at every decoder position, summed over the layers below the top, all layers of a batch
-in one stacked forward. ``reference``: cross-entropy on the data's references. ``lstsq``: each ``A_l, b_l`` in
-closed form by least squares from ``h_l`` to ``h_L`` over all token positions (seconds, no gradient steps; also
-an initialisation for ``kl``). SGD with Nesterov momentum and a linearly decaying learning rate, as tuned-lens.
+``kl`` (the default for text and image encoders): self-distillation as in tuned-lens: teacher-forced on the
+model's own greedy top-layer output, minimise KL(p_top || p_l) at every decoder position, summed over the layers
+below the top, all layers of a batch in one stacked forward. ``reference``: cross-entropy on the data's
+references. ``lstsq`` (the default for speech encoders): each ``A_l, b_l`` in closed form by least squares from
+``h_l`` to ``h_L`` over all positions, from one pass over the data (no gradient steps; also an initialisation for
+``kl``). SGD with Nesterov momentum and a linearly decaying learning rate, as tuned-lens. Every example is
+encoded once: its layer states are kept (``StateCache``) for the targets, the fit, the steps and the validation.
 """
 
 from __future__ import annotations
@@ -16,15 +18,14 @@ import math
 import random
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from tqdm.auto import tqdm
 
-from decoderlens.batching import encode
 from decoderlens.engine import DecoderLens
 from decoderlens.errors import InputError
 from decoderlens.evaluation.data import DataSource, EvalRow, load_rows
@@ -35,15 +36,22 @@ from decoderlens.lenses import RAW, TunedLens
 from decoderlens.readout import top_outputs
 from decoderlens.settings import GenerationSettings, RuntimeSettings
 from decoderlens.translators import Translators, model_fingerprint
+from decoderlens.tuned.cache import StateCache
 from decoderlens.tuned.settings import FULL_RANK_UP_TO, LOW_RANK, TuneSettings
+
+T = TypeVar("T")
+RIDGE = 1e-9
+"""Least squares: the ridge added to the normal equations, relative to their mean diagonal (it only decides
+directions the states never take, e.g. those a layer norm removes)."""
 
 
 @dataclass
 class Batch:
-    """Rows of one step: inputs, teacher-forced targets (label ids, -100 padded) and, for the control, the
-    example whose states each row reads."""
+    """Rows of one step: inputs (with their keys in the state cache), teacher-forced targets (label ids, -100
+    padded) and, for the control, the example whose states each row reads."""
 
     items: list[Any]
+    keys: list[str]
     labels: torch.Tensor
     sources: list[int]
 
@@ -55,7 +63,8 @@ class Tuner:
                  generation: GenerationSettings, runtime: RuntimeSettings) -> None:
         self.lens, self.settings, self.generation, self.runtime = lens, settings.validate(), generation, runtime
         self.proc: ProcessInfo = process_info()
-        loaded = load_rows(data, references=settings.objective == "reference")
+        self.objective = settings.chosen_objective(lens.adapter.spec.modality)
+        loaded = load_rows(data, references=self.objective == "reference")
         if not loaded.rows:
             raise InputError(f"no usable rows in {data.path}" + (f", e.g. {loaded.problems[0]}" if loaded.problems
                                                                  else ""))
@@ -66,6 +75,7 @@ class Tuner:
             raise InputError(f"{len(rows)} usable rows are too few to hold out {held} for validation: give more data "
                              "or a smaller --validation")
         self.train_rows, self.val_rows = rows[held:], rows[:held]
+        self._keys = {id(row): str(i) for i, row in enumerate(rows)}
         self.data = data
         self.problems = loaded.problems
         width = lens.adapter.encoder_width
@@ -76,29 +86,45 @@ class Tuner:
         self.translators = Translators(lens.num_layers, width, rank, seed=settings.seed).to(lens.device)
         self.model_hash = model_fingerprint(lens.model, lens.adapter.encoder)
         self.lens_in_training = TunedLens(self.translators, name="tuned:training")
-        self.labels = self._targets(self.train_rows + self.val_rows)
+        self.cache = StateCache(lens.parts, generation.truncation, runtime.max_memory)
+        self.timing: dict[str, float] = {"targets": 0.0, "lstsq": 0.0, "steps": 0.0, "forward": 0.0,
+                                         "backward": 0.0, "validation": 0.0}
+        # least squares needs targets only for its validation; the other objectives teacher-force every example
+        needed = self.val_rows if self.objective == "lstsq" else self.train_rows + self.val_rows
+        started = time.monotonic()
+        self.labels = self._timed("targets", lambda: self._targets(needed))
+        self._targets_seconds = time.monotonic() - started
+
+    def key(self, row: EvalRow) -> str:
+        """The row's key in the state cache and the targets (its place in the data, ids may repeat)."""
+        return self._keys[id(row)]
+
+    def encoded(self, rows: list[EvalRow], keep: bool = True) -> Any:
+        """The rows' encoder states, each example encoded once (and kept, with ``keep``)."""
+        return self.cache.encoded([self.key(r) for r in rows], [r.input for r in rows], keep)
 
     # --- targets ---------------------------------------------------------------------------------
 
     def _targets(self, rows: list[EvalRow]) -> dict[str, list[int]]:
-        """Per row id, the label ids to teacher-force: the model's greedy top output (kl, lstsq) or the reference."""
+        """Per row key, the label ids to teacher-force: the model's greedy top output (kl, lstsq) or the reference.
+        The top outputs are decoded from the states the cache keeps, so their encoder pass is the only one."""
         lens = self.lens
-        if self.settings.objective == "reference":
+        if self.objective == "reference":
             labels = reference_labels(lens.parts, [r.reference for r in rows], self.generation, self.runtime)
-            return {r.id: [t for t in seq.tolist() if t != -100] for r, seq in zip(rows, labels, strict=True)}
+            return {self.key(r): [t for t in seq.tolist() if t != -100] for r, seq in zip(rows, labels, strict=True)}
         plan = lens.plan(self.generation, self.runtime)
         top = top_outputs(lens.parts, [r.input for r in rows], self.generation, self.runtime,
-                          progress=self.proc.is_main)
-        return {r.id: output_labels(plan, readout) for r, readout in zip(rows, top, strict=True)}
+                          progress=self.proc.is_main, encoder=lambda indices: self.encoded([rows[i] for i in indices]))
+        return {self.key(r): output_labels(plan, readout) for r, readout in zip(rows, top, strict=True)}
 
     def batch(self, rows: list[EvalRow], control_seed: int | None = None) -> Batch:
-        labels = [self.labels[r.id] for r in rows]
+        labels = [self.labels[self.key(r)] for r in rows]
         sources = list(range(len(rows)))
         if control_seed is not None:  # each row reads another example's states against its own target
             random.Random(control_seed).shuffle(sources)
         width = max(len(ids) for ids in labels)
         tensor = torch.tensor([ids + [-100] * (width - len(ids)) for ids in labels], device=self.lens.device)
-        return Batch([rows[s].input for s in sources], tensor, sources)
+        return Batch([rows[s].input for s in sources], [self.key(rows[s]) for s in sources], tensor, sources)
 
     # --- the objective -----------------------------------------------------------------------------
 
@@ -106,14 +132,14 @@ class Tuner:
         """Per layer below the top, the mean per-position KL(p_top || p_l) (or cross-entropy) over the batch."""
         lens, top = self.lens, self.lens.num_layers
         with torch.no_grad():
-            encoded = encode(lens.parts, batch.items, self.generation.truncation)
+            encoded = self.cache.encoded(batch.keys, batch.items)
         stack = lens.adapter.stack(encoded, list(range(top)), self.generation.final_norm, lens.device,
                                    self.lens_in_training if translate else RAW)
         mask = batch.labels != -100
         decoder_in = decoder_inputs(lens.model, batch.labels)
         logits = teacher_forced(lens.model, encoded, stack.states, stack.mask, decoder_in.repeat(top, 1)).logits
         logprobs = torch.log_softmax(logits.float(), dim=-1).view(top, *batch.labels.shape, -1)
-        if self.settings.objective == "reference":
+        if self.objective == "reference":
             per_token = -logprobs.gather(-1, batch.labels.clamp(min=0)[None, ..., None].expand(top, -1, -1, 1))[..., 0]
         else:
             with torch.no_grad():
@@ -131,32 +157,30 @@ class Tuner:
 
     @torch.no_grad()
     def fit_lstsq(self, shuffle: bool = False, progress: bool = False) -> None:
-        """``A_l, b_l`` minimising ``|h_l + A_l h_l + b_l - h_L|^2`` over every (unpadded) position (``progress``:
-        bars of the examples encoded and the layers solved)."""
+        """``A_l, b_l`` minimising ``|h_l + A_l h_l + b_l - h_L|^2`` over every (unpadded) position, from running
+        normal equations (one pass over the data, nothing kept but their sums). ``shuffle``: the control, each
+        position paired with a random position's top state from the same batch. ``progress``: a bar of the
+        examples."""
         lens, top = self.lens, self.lens.num_layers
-        xs: list[list[torch.Tensor]] = [[] for _ in range(top)]
-        ys: list[torch.Tensor] = []
-        with tqdm(total=len(self.train_rows), desc="least squares: encoding", unit="ex", disable=not progress,
+        sums = [NormalEquations(lens.adapter.encoder_width) for _ in range(top)]
+        generator = torch.Generator().manual_seed(self.settings.seed)
+        with tqdm(total=len(self.train_rows), desc="least squares", unit="ex", disable=not progress,
                   dynamic_ncols=True) as bar:
             for start in range(0, len(self.train_rows), self.settings.step_batch):
                 rows = self.train_rows[start: start + self.settings.step_batch]
-                encoded = encode(lens.parts, [r.input for r in rows], self.generation.truncation)
-                mask = (encoded.attention_mask if encoded.attention_mask is not None else
-                        torch.ones(encoded.final_output.shape[:2], device=lens.device)).bool()
-                mask = mask[:, : encoded.final_output.shape[1]]
-                ys.append(encoded.final_output[mask].float())
+                encoded = self.encoded(rows, keep=self.objective != "lstsq")  # kept only for steps to come
+                length = encoded.final_output.shape[1]
+                mask = lens.adapter.state_mask(encoded.attention_mask, length)
+                keep = (torch.ones(encoded.final_output.shape[:2], device=lens.device) if mask is None
+                        else mask[:, :length]).bool()
+                target = encoded.final_output[keep]
+                if shuffle:
+                    target = target[torch.randperm(target.shape[0], generator=generator).to(target.device)]
                 for layer in range(top):
-                    state = lens.adapter.layer_state(encoded, layer, self.generation.final_norm)
-                    xs[layer].append(state[mask].float())
+                    sums[layer].add(lens.adapter.layer_state(encoded, layer, self.generation.final_norm)[keep], target)
                 bar.update(len(rows))
-        target = torch.cat(ys)
-        if shuffle:
-            order = torch.randperm(target.shape[0], generator=torch.Generator().manual_seed(self.settings.seed))
-            target = target[order]
-        for layer in tqdm(range(top), desc="least squares: solving", unit="layer", disable=not progress,
-                          dynamic_ncols=True):
-            x = torch.cat(xs[layer])
-            matrix, bias = affine_least_squares(x, target)
+        for layer, equations in enumerate(sums):
+            matrix, bias = equations.solve()
             self.translators.bias.data[layer] = bias.to(self.translators.bias.dtype)
             if self.translators.rank is None:
                 self.translators.weight.data[layer] = matrix.to(self.translators.weight.dtype)
@@ -203,23 +227,26 @@ class Tuner:
         settings, lens = self.settings, self.lens
         self._check_out(out_dir)
         started = time.monotonic()
-        torch.manual_seed(settings.seed)
-        raw = self.validation_kl(translate=False)
-        objective = settings.objective
-        if objective == "lstsq" or settings.init == "lstsq":
-            self.fit_lstsq(shuffle=settings.control, progress=progress)
-        steps_done = 0
-        if objective != "lstsq":
-            steps_done = self._train(out_dir, progress)
-        tuned = self.validation_kl(translate=True)
+        try:
+            torch.manual_seed(settings.seed)
+            raw = self._timed("validation", lambda: self.validation_kl(translate=False))
+            objective = self.objective
+            if objective == "lstsq" or settings.init == "lstsq":
+                self._timed("lstsq", lambda: self.fit_lstsq(shuffle=settings.control, progress=progress))
+            steps_done = self._timed("steps", lambda: self._train(out_dir, progress)) if objective != "lstsq" else 0
+            tuned = self._timed("validation", lambda: self.validation_kl(translate=True))
+        finally:
+            self.cache.close()
         self.translators.info = {
             "model": lens.name, "model_hash": self.model_hash,
-            "objective": objective, "init": settings.init, "control": settings.control, "data": self.data.path,
+            "objective": objective, "objective_setting": settings.objective, "init": settings.init,
+            "control": settings.control, "data": self.data.path,
             "train_examples": len(self.train_rows), "val_examples": len(self.val_rows),
             "steps": steps_done, "step_batch": settings.step_batch, "lr": settings.lr, "seed": settings.seed,
             "final_norm": self.generation.final_norm, "val_kl_raw": raw, "val_kl_tuned": tuned,
             "matrix_norms": [float(self.translators.matrix(layer).detach().norm()) for layer in range(lens.num_layers)],
-            "seconds": time.monotonic() - started,
+            "seconds": time.monotonic() - started + self._targets_seconds,
+            "timing": self.speed(steps_done),
         }
         worse = [layer for layer, (before, after) in enumerate(zip(raw, tuned, strict=True)) if after > before]
         if sum(tuned) > sum(raw):  # the held-out objective ended worse than where it started
@@ -234,6 +261,25 @@ class Tuner:
             (out_dir / "checkpoint.pt").unlink(missing_ok=True)
         self.proc.barrier()
         return self.translators
+
+    def _timed(self, phase: str, work: Callable[[], T]) -> T:
+        """``work()``, its seconds added to ``phase`` less the encoder's (counted on their own)."""
+        started, encoding = time.monotonic(), self.cache.stats.encoding_seconds
+        try:
+            return work()
+        finally:
+            self.timing[phase] += time.monotonic() - started - (self.cache.stats.encoding_seconds - encoding)
+
+    def speed(self, steps: int) -> dict[str, float]:
+        """Where the time went, in seconds: the encoder, and besides it the targets, the least-squares sums, the
+        steps (forward with the teacher, backward), the validation; and what the state cache did."""
+        stats = self.cache.stats
+        timing = {name: round(value, 3) for name, value in self.timing.items()}
+        timing["encoder"] = round(stats.encoding_seconds, 3)
+        timing["seconds_per_step"] = round(self.timing["steps"] / steps, 3) if steps else 0.0
+        timing.update({f"states_{name}": value for name, value in stats.as_dict().items()
+                       if name != "encoding_seconds"})
+        return timing
 
     def _train(self, out_dir: Path, progress: bool) -> int:
         settings, lens = self.settings, self.lens
@@ -253,9 +299,13 @@ class Tuner:
                 rows = rng.sample(self.train_rows, min(settings.step_batch, len(self.train_rows)))
                 mine = rows[self.proc.rank :: self.proc.world] or rows[:1]
                 batch = self.batch(mine, control_seed=rng.getrandbits(32) if settings.control else None)
+                forward, encoding = time.monotonic(), self.cache.stats.encoding_seconds
                 loss = self.layer_losses(batch, translate=True).sum()
                 optimizer.zero_grad(set_to_none=True)
+                backward = time.monotonic()
                 loss.backward()
+                self.timing["forward"] += backward - forward - (self.cache.stats.encoding_seconds - encoding)
+                self.timing["backward"] += time.monotonic() - backward
                 _all_reduce(params, self.proc)
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
                 optimizer.step()
@@ -306,11 +356,34 @@ def _save_checkpoint(state: dict[str, Any], checkpoint: Path) -> None:
                          "again to resume") from None
 
 
+class NormalEquations:
+    """Running sums of an affine least-squares fit ``y ~ x + x A^T + b`` (the residual form of a translator), in
+    float64: rows can be added batch by batch and the fit solved at the end."""
+
+    def __init__(self, width: int) -> None:
+        self.gram = torch.zeros(width + 1, width + 1, dtype=torch.float64)
+        self.cross = torch.zeros(width + 1, width, dtype=torch.float64)
+
+    def add(self, x: torch.Tensor, y: torch.Tensor) -> NormalEquations:
+        """Add the rows of ``x`` (inputs) and ``y`` (targets)."""
+        x64, y64 = x.detach().to("cpu", torch.float64), y.detach().to("cpu", torch.float64)
+        design = torch.cat([x64, torch.ones(x64.shape[0], 1, dtype=torch.float64)], dim=1)
+        self.gram += design.T @ design
+        self.cross += design.T @ (y64 - x64)
+        return self
+
+    def solve(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``A, b`` (float32)."""
+        ridge = RIDGE * float(self.gram.diagonal().mean()) + 1e-12
+        solution = torch.linalg.solve(self.gram + ridge * torch.eye(self.gram.shape[0], dtype=torch.float64),
+                                      self.cross)
+        return solution[:-1].T.float(), solution[-1].float()
+
+
 def affine_least_squares(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``A, b`` minimising ``|x + x A^T + b - y|^2`` over the rows (the residual form of a translator)."""
-    design = torch.cat([x, torch.ones(x.shape[0], 1, dtype=x.dtype, device=x.device)], dim=1)
-    solution = torch.linalg.lstsq(design.cpu().double(), (y - x).cpu().double()).solution
-    return solution[:-1].T.to(x.dtype), solution[-1].to(x.dtype)
+    """``A, b`` minimising ``|x + x A^T + b - y|^2`` over the rows."""
+    matrix, bias = NormalEquations(x.shape[1]).add(x, y).solve()
+    return matrix.to(x.dtype), bias.to(x.dtype)
 
 
 def _all_reduce(params: list[torch.nn.Parameter], proc: ProcessInfo) -> None:

@@ -11,9 +11,11 @@ import torch
 from decoderlens import DecoderLens, GenerationSettings, InputError, RuntimeSettings
 from decoderlens.evaluation.data import DataSource
 from decoderlens.logic import shipped_model_path
+from decoderlens.testing import sample_waveforms
 from decoderlens.translators import Translators, model_fingerprint
+from decoderlens.tuned.cache import StateCache
 from decoderlens.tuned.settings import TuneSettings
-from decoderlens.tuned.training import Tuner, affine_least_squares
+from decoderlens.tuned.training import NormalEquations, Tuner, affine_least_squares
 from support.browser import needs_browser, open_page
 from support.models import FAMILIES, formulas_file, generation_options, lens_for, sample_inputs
 
@@ -43,6 +45,74 @@ def test_least_squares_recovers_a_known_affine_map() -> None:
     y = x + x @ matrix.T + bias
     found_matrix, found_bias = affine_least_squares(x, y)
     assert torch.allclose(found_matrix, matrix, atol=1e-4) and torch.allclose(found_bias, bias, atol=1e-4)
+
+
+def test_normal_equations_added_in_batches_solve_as_all_rows_at_once() -> None:
+    generator = torch.Generator().manual_seed(1)
+    x, y = torch.randn(300, 6, generator=generator), torch.randn(300, 6, generator=generator)
+    whole = NormalEquations(6).add(x, y).solve()
+    pieces = NormalEquations(6)
+    for start in range(0, 300, 70):
+        pieces.add(x[start: start + 70], y[start: start + 70])
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(whole, pieces.solve(), strict=True))
+    design = torch.cat([x, torch.ones(300, 1)], 1).double()  # the same minimiser as a direct solver's
+    direct = torch.linalg.lstsq(design, (y - x).double()).solution
+    assert torch.allclose(whole[0], direct[:-1].T.float(), atol=1e-5)
+
+
+def audio_folder(folder: Path, count: int) -> Path:
+    import soundfile as sf
+
+    folder.mkdir(parents=True)
+    for i, wave in enumerate(sample_waveforms(count, seed=7)):
+        sf.write(folder / f"c{i:02d}.wav", wave, 16000)
+    return folder
+
+
+def test_speech_tunes_in_closed_form_by_default_each_clip_encoded_once(tmp_path: Path) -> None:
+    lens = lens_for("whisper")
+    source = DataSource(str(audio_folder(tmp_path / "clips", 12)))
+    tuner = Tuner(lens, source, TuneSettings(validation=3, step_batch=4), GenerationSettings(max_new_tokens=8),
+                  RuntimeSettings())
+    assert tuner.objective == "lstsq" and len(tuner.labels) == 3  # top outputs only for the validation clips
+    translators = tuner.run(tmp_path / "lens", progress=False)
+    info = translators.info
+    assert info["objective"] == "lstsq" and info["objective_setting"] == "auto" and info["steps"] == 0
+    timing = info["timing"]
+    assert timing["states_encoded"] == 12 and timing["states_reused"] == 2 * 3  # validation before and after
+    assert timing["states_in_memory"] == 3  # the training clips are seen once: kept only where steps follow
+    assert sum(info["val_kl_tuned"]) < sum(info["val_kl_raw"])
+
+
+def test_states_kept_in_memory_on_disk_or_nowhere_train_alike(tmp_path: Path) -> None:
+    lens, data = lens_for("speech_to_text"), audio_folder(tmp_path / "clips", 14)  # clips encoded one at a time
+    settings = TuneSettings(objective="kl", steps=4, step_batch=4, validation=4, checkpoint_every=100)
+
+    def trained(memory: int | None, disk: int | None, name: str) -> tuple[Tuner, dict[str, torch.Tensor]]:
+        original = StateCache.__post_init__
+
+        def budgets(cache: StateCache) -> None:
+            original(cache)
+            cache.memory_budget, cache.disk_budget = memory or cache.memory_budget, disk
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(StateCache, "__post_init__", budgets)
+            tuner = Tuner(lens, DataSource(str(data)), settings, GenerationSettings(max_new_tokens=6),
+                          RuntimeSettings())
+        return tuner, tuner.run(tmp_path / name, progress=False).state_dict()
+
+    memory_tuner, in_memory = trained(None, None, "memory")
+    assert memory_tuner.cache.stats.encoded == 14 == memory_tuner.cache.stats.in_memory
+    nowhere_tuner, nowhere = trained(-1, 0, "nowhere")  # no room at all: examples are encoded again each time
+    assert nowhere_tuner.cache.stats.encoded > 14 and nowhere_tuner.cache.stats.reused == 0
+    assert all(torch.allclose(in_memory[name], nowhere[name], atol=1e-6) for name in in_memory)
+    disk_tuner, on_disk = trained(-1, None, "disk")  # float16 on disk: the same training up to its rounding
+    assert disk_tuner.cache.stats.on_disk == 14 == disk_tuner.cache.stats.encoded
+    assert disk_tuner.cache.stats.in_memory == 0 and disk_tuner.cache.stats.reused > 0
+    assert disk_tuner.cache._folder is None  # spilled states deleted at the end
+    for name, value in in_memory.items():
+        assert (value - on_disk[name]).abs().max() <= 0.05 * value.abs().max()
+        assert not torch.equal(value, on_disk[name])
 
 
 @pytest.fixture(scope="module")

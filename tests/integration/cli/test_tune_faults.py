@@ -157,7 +157,7 @@ def test_tune_out_onto_another_models_translators_is_refused(trained: Path, data
     (["--rank", "4096"], "rank (--rank) 4096 is above the encoder's width 64"),
     (["--validation", "0"], "validation (--validation) must be a whole number of at least 1"),
     (["--validation", "40"], "too few to hold out 40"),
-    (["--objective", "mse"], "objective (--objective) must be one of kl, reference, lstsq"),
+    (["--objective", "mse"], "objective (--objective) must be one of auto, kl, reference, lstsq"),
     (["--init", "random"], "init (--init) must be one of zero, lstsq"),
     (["--checkpoint-every", "0"], "checkpoint_every (--checkpoint-every) must be a whole number of at least 1"),
     (["--batch-size", "4"], "--batch-size was renamed: did you mean --step-batch?"),
