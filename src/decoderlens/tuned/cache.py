@@ -78,6 +78,7 @@ class StateCache:
     """Bytes the states may take on disk (default: half the free space of the temporary folder)."""
     stats: CacheStats = field(default_factory=CacheStats)
     _memory: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+    _derived: dict[tuple[str, str], torch.Tensor] = field(default_factory=dict)
     _disk: dict[str, Path] = field(default_factory=dict)
     _folder: tempfile.TemporaryDirectory[str] | None = None
     _form: tuple[torch.dtype, type[Any]] | None = None
@@ -111,6 +112,18 @@ class StateCache:
         self.stats.reused += len(keys) - len(missing)
         rows = [fresh.get(key) or self._read(key) for key in keys]
         return self._batch(rows)
+
+    def remember(self, key: str, name: str, tensor: torch.Tensor) -> None:
+        """Keep ``tensor``, something computed from example ``key``'s states that will be asked for again (a
+        teacher's log-probabilities), in memory where the budget has room for it."""
+        size = tensor.numel() * tensor.element_size()
+        if self.stats.bytes_in_memory + size <= (self.memory_budget or 0):
+            self._derived[key, name] = tensor.detach()
+            self.stats.bytes_in_memory += size
+
+    def recall(self, key: str, name: str) -> torch.Tensor | None:
+        """What ``remember`` kept under ``key`` and ``name`` (``None``: nothing)."""
+        return self._derived.get((key, name))
 
     def _keep(self, key: str, named: dict[str, torch.Tensor]) -> None:
         size = _size(named)
@@ -164,6 +177,7 @@ class StateCache:
     def close(self) -> None:
         """Forget the kept states and delete the spilled ones."""
         self._memory.clear()
+        self._derived.clear()
         self._disk.clear()
         if self._folder is not None:
             self._folder.cleanup()

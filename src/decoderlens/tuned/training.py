@@ -48,12 +48,14 @@ directions the states never take, e.g. those a layer norm removes)."""
 @dataclass
 class Batch:
     """Rows of one step: inputs (with their keys in the state cache), teacher-forced targets (label ids, -100
-    padded) and, for the control, the example whose states each row reads."""
+    padded, with the keys of the examples they belong to) and, for the control, the example whose states each row
+    reads."""
 
     items: list[Any]
     keys: list[str]
     labels: torch.Tensor
     sources: list[int]
+    owners: list[str]
 
 
 class Tuner:
@@ -124,7 +126,8 @@ class Tuner:
             random.Random(control_seed).shuffle(sources)
         width = max(len(ids) for ids in labels)
         tensor = torch.tensor([ids + [-100] * (width - len(ids)) for ids in labels], device=self.lens.device)
-        return Batch([rows[s].input for s in sources], [self.key(rows[s]) for s in sources], tensor, sources)
+        return Batch([rows[s].input for s in sources], [self.key(rows[s]) for s in sources], tensor, sources,
+                     [self.key(r) for r in rows])
 
     # --- the objective -----------------------------------------------------------------------------
 
@@ -142,16 +145,32 @@ class Tuner:
         if self.objective == "reference":
             per_token = -logprobs.gather(-1, batch.labels.clamp(min=0)[None, ..., None].expand(top, -1, -1, 1))[..., 0]
         else:
-            with torch.no_grad():
-                states, own = encoded.final_output, encoded.attention_mask
-                if batch.sources != sorted(batch.sources):  # control: the target example's own top layer
-                    order = torch.tensor(sorted(range(len(batch.sources)), key=batch.sources.__getitem__),
-                                         device=lens.device)
-                    states, own = states.index_select(0, order), None if own is None else own.index_select(0, order)
-                teacher = teacher_forced(lens.model, encoded, states, own, decoder_in).logits
-                target = torch.log_softmax(teacher.float(), dim=-1)
+            target = self.teacher(batch, encoded, decoder_in)
             per_token = (target.exp() * (target - logprobs)).sum(-1)
         return (per_token * mask).sum((1, 2)) / mask.sum()
+
+    @torch.no_grad()
+    def teacher(self, batch: Batch, encoded: Any, decoder_in: torch.Tensor) -> torch.Tensor:
+        """Each row's target distribution: its own example's top layer teacher-forced on its labels. The model is
+        frozen, so it never changes: computed once per example and kept (within the memory budget)."""
+        lengths = [len(self.labels[owner]) for owner in batch.owners]
+        kept = [self.cache.recall(owner, "teacher") for owner in batch.owners]
+        if all(k is not None for k in kept):
+            target = torch.zeros(*batch.labels.shape, kept[0].shape[-1], device=self.lens.device)  # type: ignore[union-attr]
+            for row, logprobs in enumerate(kept):
+                target[row, : lengths[row]] = logprobs.to(self.lens.device)  # type: ignore[union-attr]
+            return target
+        states, own = encoded.final_output, encoded.attention_mask
+        if batch.sources != sorted(batch.sources):  # control: the target example's own top layer
+            order = torch.tensor(sorted(range(len(batch.sources)), key=batch.sources.__getitem__),
+                                 device=self.lens.device)
+            states, own = states.index_select(0, order), None if own is None else own.index_select(0, order)
+        logits = teacher_forced(self.lens.model, encoded, states, own, decoder_in).logits
+        target = torch.log_softmax(logits.float(), dim=-1)
+        for row, owner in enumerate(batch.owners):
+            if kept[row] is None:
+                self.cache.remember(owner, "teacher", target[row, : lengths[row]].clone())
+        return target
 
     # --- least squares -----------------------------------------------------------------------------
 

@@ -151,6 +151,27 @@ def test_kl_training_lowers_every_layers_validation_kl_and_saves(logic_lens: Dec
     assert [ex.readouts for ex in read] != [ex.readouts for ex in raw]
 
 
+def test_the_teacher_is_computed_once_per_example(logic_lens: DecoderLens, logic_data: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from decoderlens.forcing import decoder_inputs
+
+    tuner = _tuner(logic_lens, logic_data)
+    rows, teachers = tuner.train_rows[:5], []
+    for control_seed in (None, 3):  # the control's teacher is each row's own example, whatever states it reads
+        batch = tuner.batch(rows, control_seed)
+        encoded, decoder_in = tuner.encoded(rows), decoder_inputs(logic_lens.model, batch.labels)
+        tuner.cache.close()
+        fresh = tuner.teacher(batch, tuner.encoded([rows[s] for s in batch.sources]), decoder_in)
+        with monkeypatch.context() as patch:
+            patch.setattr("decoderlens.tuned.training.teacher_forced", None)  # a second pass would fail
+            kept = tuner.teacher(batch, encoded, decoder_in)
+        mask = batch.labels != -100
+        assert torch.allclose(fresh[mask], kept[mask], atol=1e-6)
+        teachers.append(fresh[mask])
+    assert batch.sources != sorted(batch.sources) and torch.allclose(*teachers, atol=1e-5)
+    assert tuner.cache.stats.bytes_in_memory > 0
+
+
 def test_lstsq_and_the_control(logic_lens: DecoderLens, logic_data: Path, tmp_path: Path) -> None:
     fitted = _tuner(logic_lens, logic_data, objective="lstsq").run(tmp_path / "ls", progress=False)
     assert fitted.info["steps"] == 0 and fitted.info["val_kl_tuned"][0] < fitted.info["val_kl_raw"][0]
