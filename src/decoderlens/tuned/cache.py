@@ -73,7 +73,7 @@ class StateCache:
     max_memory: int | str | None = None
     """The runtime's memory budget for one encoder batch (as ``encode`` takes it)."""
     memory_budget: int | None = None
-    """Bytes the states may take in memory (default: half the automatic budget of the model's device)."""
+    """Bytes the states may take in memory (default: half the automatic budget of the CPU, where they are kept)."""
     disk_budget: int | None = None
     """Bytes the states may take on disk (default: half the free space of the temporary folder)."""
     stats: CacheStats = field(default_factory=CacheStats)
@@ -86,7 +86,7 @@ class StateCache:
 
     def __post_init__(self) -> None:
         if self.memory_budget is None:
-            share = available_bytes(self.parts.device)
+            share = available_bytes("cpu")
             self.memory_budget = int(MEMORY_SHARE * share) if share is not None else 0
 
     def encoded(self, keys: list[str], items: list[Any], keep: bool = True) -> EncodedBatch:
@@ -118,7 +118,7 @@ class StateCache:
         teacher's log-probabilities), in memory where the budget has room for it."""
         size = tensor.numel() * tensor.element_size()
         if self.stats.bytes_in_memory + size <= (self.memory_budget or 0):
-            self._derived[key, name] = tensor.detach()
+            self._derived[key, name] = tensor.detach().to("cpu", copy=True)
             self.stats.bytes_in_memory += size
 
     def recall(self, key: str, name: str) -> torch.Tensor | None:
@@ -133,10 +133,10 @@ class StateCache:
             self.stats.bytes_in_memory += size
             return
         folder = self._spill_folder()
-        if folder is None or self.stats.bytes_on_disk + size > (self.disk_budget or 0):
+        compact = {name: _compact(tensor) for name, tensor in named.items()}
+        if folder is None or self.stats.bytes_on_disk + _size(compact) > (self.disk_budget or 0):
             return  # no room anywhere: this example is encoded again when it comes back
         path = folder / f"{len(self._disk)}.safetensors"
-        compact = {name: _compact(tensor) for name, tensor in named.items()}
         try:
             save_file(compact, str(path))
         except OSError:

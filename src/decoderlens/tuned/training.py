@@ -18,14 +18,15 @@ import math
 import random
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
+from decoderlens.adapter import EncodedBatch
 from decoderlens.engine import DecoderLens
 from decoderlens.errors import InputError
 from decoderlens.evaluation.data import DataSource, EvalRow, load_rows
@@ -37,12 +38,10 @@ from decoderlens.readout import top_outputs
 from decoderlens.settings import GenerationSettings, RuntimeSettings
 from decoderlens.translators import Translators, model_fingerprint
 from decoderlens.tuned.cache import StateCache
+from decoderlens.tuned.checkpoints import resume, save_checkpoint
+from decoderlens.tuned.least_squares import fit_translators
 from decoderlens.tuned.settings import FULL_RANK_UP_TO, LOW_RANK, TuneSettings
-
-T = TypeVar("T")
-RIDGE = 1e-9
-"""Least squares: the ridge added to the normal equations, relative to their mean diagonal (it only decides
-directions the states never take, e.g. those a layer norm removes)."""
+from decoderlens.tuned.timing import PhaseClock
 
 
 @dataclass
@@ -89,19 +88,18 @@ class Tuner:
         self.model_hash = model_fingerprint(lens.model, lens.adapter.encoder)
         self.lens_in_training = TunedLens(self.translators, name="tuned:training")
         self.cache = StateCache(lens.parts, generation.truncation, runtime.max_memory)
-        self.timing: dict[str, float] = {"targets": 0.0, "lstsq": 0.0, "steps": 0.0, "forward": 0.0,
-                                         "backward": 0.0, "validation": 0.0}
+        self.clock = PhaseClock(self.cache.stats)
         # least squares needs targets only for its validation; the other objectives teacher-force every example
         needed = self.val_rows if self.objective == "lstsq" else self.train_rows + self.val_rows
         started = time.monotonic()
-        self.labels = self._timed("targets", lambda: self._targets(needed))
+        self.labels = self.clock.timed("targets", lambda: self._targets(needed))
         self._targets_seconds = time.monotonic() - started
 
     def key(self, row: EvalRow) -> str:
         """The row's key in the state cache and the targets (its place in the data, ids may repeat)."""
         return self._keys[id(row)]
 
-    def encoded(self, rows: list[EvalRow], keep: bool = True) -> Any:
+    def encoded(self, rows: list[EvalRow], keep: bool = True) -> EncodedBatch:
         """The rows' encoder states, each example encoded once (and kept, with ``keep``)."""
         return self.cache.encoded([self.key(r) for r in rows], [r.input for r in rows], keep)
 
@@ -150,7 +148,7 @@ class Tuner:
         return (per_token * mask).sum((1, 2)) / mask.sum()
 
     @torch.no_grad()
-    def teacher(self, batch: Batch, encoded: Any, decoder_in: torch.Tensor) -> torch.Tensor:
+    def teacher(self, batch: Batch, encoded: EncodedBatch, decoder_in: torch.Tensor) -> torch.Tensor:
         """Each row's target distribution: its own example's top layer teacher-forced on its labels. The model is
         frozen, so it never changes: computed once per example and kept (within the memory budget)."""
         lengths = [len(self.labels[owner]) for owner in batch.owners]
@@ -169,45 +167,24 @@ class Tuner:
         target = torch.log_softmax(logits.float(), dim=-1)
         for row, owner in enumerate(batch.owners):
             if kept[row] is None:
-                self.cache.remember(owner, "teacher", target[row, : lengths[row]].clone())
+                self.cache.remember(owner, "teacher", target[row, : lengths[row]])
         return target
 
     # --- least squares -----------------------------------------------------------------------------
 
-    @torch.no_grad()
     def fit_lstsq(self, shuffle: bool = False, progress: bool = False) -> None:
-        """``A_l, b_l`` minimising ``|h_l + A_l h_l + b_l - h_L|^2`` over every (unpadded) position, from running
-        normal equations (one pass over the data, nothing kept but their sums). ``shuffle``: the control, each
-        position paired with a random position's top state from the same batch. ``progress``: a bar of the
-        examples."""
-        lens, top = self.lens, self.lens.num_layers
-        sums = [NormalEquations(lens.adapter.encoder_width) for _ in range(top)]
-        generator = torch.Generator().manual_seed(self.settings.seed)
-        with tqdm(total=len(self.train_rows), desc="least squares", unit="ex", disable=not progress,
-                  dynamic_ncols=True) as bar:
-            for start in range(0, len(self.train_rows), self.settings.step_batch):
-                rows = self.train_rows[start: start + self.settings.step_batch]
-                encoded = self.encoded(rows, keep=self.objective != "lstsq")  # kept only for steps to come
-                length = encoded.final_output.shape[1]
-                mask = lens.adapter.state_mask(encoded.attention_mask, length)
-                keep = (torch.ones(encoded.final_output.shape[:2], device=lens.device) if mask is None
-                        else mask[:, :length]).bool()
-                target = encoded.final_output[keep]
-                if shuffle:
-                    target = target[torch.randperm(target.shape[0], generator=generator).to(target.device)]
-                for layer in range(top):
-                    sums[layer].add(lens.adapter.layer_state(encoded, layer, self.generation.final_norm)[keep], target)
-                bar.update(len(rows))
-        for layer, equations in enumerate(sums):
-            matrix, bias = equations.solve()
-            self.translators.bias.data[layer] = bias.to(self.translators.bias.dtype)
-            if self.translators.rank is None:
-                self.translators.weight.data[layer] = matrix.to(self.translators.weight.dtype)
-            else:
-                u, s, vh = torch.linalg.svd(matrix)
-                r = self.translators.rank
-                self.translators.up.data[layer] = (u[:, :r] * s[:r].sqrt()).to(self.translators.up.dtype)
-                self.translators.down.data[layer] = (vh[:r].T * s[:r].sqrt()).to(self.translators.down.dtype)
+        """The translators in closed form from the training examples (``least_squares.fit_translators``);
+        ``progress``: a bar of the examples."""
+        def batches() -> Iterator[EncodedBatch]:
+            with tqdm(total=len(self.train_rows), desc="least squares", unit="ex", disable=not progress,
+                      dynamic_ncols=True) as bar:
+                for start in range(0, len(self.train_rows), self.settings.step_batch):
+                    rows = self.train_rows[start: start + self.settings.step_batch]
+                    yield self.encoded(rows, keep=self.objective != "lstsq")  # kept only for steps to come
+                    bar.update(len(rows))
+
+        fit_translators(self.translators, self.lens.adapter, batches(), self.generation.final_norm, shuffle,
+                        self.settings.seed)
 
     # --- training ----------------------------------------------------------------------------------
 
@@ -248,12 +225,14 @@ class Tuner:
         started = time.monotonic()
         try:
             torch.manual_seed(settings.seed)
-            raw = self._timed("validation", lambda: self.validation_kl(translate=False))
+            raw = self.clock.timed("validation", lambda: self.validation_kl(translate=False))
             objective = self.objective
             if objective == "lstsq" or settings.init == "lstsq":
-                self._timed("lstsq", lambda: self.fit_lstsq(shuffle=settings.control, progress=progress))
-            steps_done = self._timed("steps", lambda: self._train(out_dir, progress)) if objective != "lstsq" else 0
-            tuned = self._timed("validation", lambda: self.validation_kl(translate=True))
+                self.clock.timed("lstsq", lambda: self.fit_lstsq(shuffle=settings.control, progress=progress))
+            steps_done = 0
+            if objective != "lstsq":
+                steps_done = self.clock.timed("steps", lambda: self._train(out_dir, progress))
+            tuned = self.clock.timed("validation", lambda: self.validation_kl(translate=True))
         finally:
             self.cache.close()
         self.translators.info = {
@@ -265,7 +244,7 @@ class Tuner:
             "final_norm": self.generation.final_norm, "val_kl_raw": raw, "val_kl_tuned": tuned,
             "matrix_norms": [float(self.translators.matrix(layer).detach().norm()) for layer in range(lens.num_layers)],
             "seconds": time.monotonic() - started + self._targets_seconds,
-            "timing": self.speed(steps_done),
+            "timing": self.clock.report(steps_done),
         }
         worse = [layer for layer, (before, after) in enumerate(zip(raw, tuned, strict=True)) if after > before]
         if sum(tuned) > sum(raw):  # the held-out objective ended worse than where it started
@@ -281,25 +260,6 @@ class Tuner:
         self.proc.barrier()
         return self.translators
 
-    def _timed(self, phase: str, work: Callable[[], T]) -> T:
-        """``work()``, its seconds added to ``phase`` less the encoder's (counted on their own)."""
-        started, encoding = time.monotonic(), self.cache.stats.encoding_seconds
-        try:
-            return work()
-        finally:
-            self.timing[phase] += time.monotonic() - started - (self.cache.stats.encoding_seconds - encoding)
-
-    def speed(self, steps: int) -> dict[str, float]:
-        """Where the time went, in seconds: the encoder, and besides it the targets, the least-squares sums, the
-        steps (forward with the teacher, backward), the validation; and what the state cache did."""
-        stats = self.cache.stats
-        timing = {name: round(value, 3) for name, value in self.timing.items()}
-        timing["encoder"] = round(stats.encoding_seconds, 3)
-        timing["seconds_per_step"] = round(self.timing["steps"] / steps, 3) if steps else 0.0
-        timing.update({f"states_{name}": value for name, value in stats.as_dict().items()
-                       if name != "encoding_seconds"})
-        return timing
-
     def _train(self, out_dir: Path, progress: bool) -> int:
         settings, lens = self.settings, self.lens
         params = list(self.translators.parameters())
@@ -308,7 +268,7 @@ class Tuner:
         step = 0
         identity = self.identity()
         if checkpoint.exists():
-            step = self._resume(checkpoint, identity, optimizer)
+            step = resume(checkpoint, identity, self.translators, optimizer)
         with _frozen(lens.model), tqdm(total=settings.steps, initial=step, desc="tune", unit="step",
                                        disable=not progress or not self.proc.is_main, dynamic_ncols=True) as bar:
             while step < settings.steps:
@@ -318,13 +278,9 @@ class Tuner:
                 rows = rng.sample(self.train_rows, min(settings.step_batch, len(self.train_rows)))
                 mine = rows[self.proc.rank :: self.proc.world] or rows[:1]
                 batch = self.batch(mine, control_seed=rng.getrandbits(32) if settings.control else None)
-                forward, encoding = time.monotonic(), self.cache.stats.encoding_seconds
-                loss = self.layer_losses(batch, translate=True).sum()
+                loss = self.clock.timed("forward", lambda: self.layer_losses(batch, translate=True).sum())  # noqa: B023
                 optimizer.zero_grad(set_to_none=True)
-                backward = time.monotonic()
-                loss.backward()
-                self.timing["forward"] += backward - forward - (self.cache.stats.encoding_seconds - encoding)
-                self.timing["backward"] += time.monotonic() - backward
+                self.clock.timed("backward", loss.backward)
                 _all_reduce(params, self.proc)
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
                 optimizer.step()
@@ -337,73 +293,8 @@ class Tuner:
                     out_dir.mkdir(parents=True, exist_ok=True)
                     state = {"translators": self.translators.state_dict(), "optimizer": optimizer.state_dict(),
                              "step": step, "identity": identity}
-                    _save_checkpoint(state, checkpoint)
+                    save_checkpoint(state, checkpoint)
         return step
-
-    def _resume(self, checkpoint: Path, identity: dict[str, Any], optimizer: torch.optim.Optimizer) -> int:
-        """Load a checkpoint of this very run (settings, model and data); returns its step."""
-        try:
-            state = torch.load(checkpoint, weights_only=False)
-            saved = state.get("identity") if isinstance(state, dict) else None
-        except Exception as err:  # torch raises many kinds for truncated or foreign files
-            raise InputError(f"{checkpoint} is damaged or not a tune checkpoint ({type(err).__name__}): delete it to "
-                             "start over") from None
-        if not isinstance(saved, dict):
-            raise InputError(f"{checkpoint} is not a checkpoint of decoderlens tune: delete it to start over")
-        changed = [name for name in identity if saved.get(name) != identity[name]]
-        if changed:
-            raise InputError(f"{checkpoint} belongs to a run with another {' and '.join(changed)}: use another --out "
-                             "folder, or delete it to start over")
-        try:
-            self.translators.load_state_dict(state["translators"])
-            optimizer.load_state_dict(state["optimizer"])
-            return int(state["step"])
-        except (KeyError, RuntimeError, ValueError, TypeError) as err:
-            raise InputError(f"{checkpoint} is damaged ({type(err).__name__}): delete it to start over") from None
-
-
-def _save_checkpoint(state: dict[str, Any], checkpoint: Path) -> None:
-    """Write a checkpoint whole or not at all: a full disk keeps the last good one and says so in one line."""
-    scratch = checkpoint.with_suffix(".tmp")
-    try:
-        torch.save(state, scratch)
-        scratch.replace(checkpoint)
-    except (OSError, RuntimeError) as err:
-        scratch.unlink(missing_ok=True)
-        kept = " (the last checkpoint is kept)" if checkpoint.exists() else ""
-        raise InputError(f"cannot write {checkpoint} ({err}){kept}: free some disk space and run the same command "
-                         "again to resume") from None
-
-
-class NormalEquations:
-    """Running sums of an affine least-squares fit ``y ~ x + x A^T + b`` (the residual form of a translator), in
-    float64: rows can be added batch by batch and the fit solved at the end."""
-
-    def __init__(self, width: int) -> None:
-        self.gram = torch.zeros(width + 1, width + 1, dtype=torch.float64)
-        self.cross = torch.zeros(width + 1, width, dtype=torch.float64)
-
-    def add(self, x: torch.Tensor, y: torch.Tensor) -> NormalEquations:
-        """Add the rows of ``x`` (inputs) and ``y`` (targets)."""
-        x64, y64 = x.detach().to("cpu", torch.float64), y.detach().to("cpu", torch.float64)
-        design = torch.cat([x64, torch.ones(x64.shape[0], 1, dtype=torch.float64)], dim=1)
-        self.gram += design.T @ design
-        self.cross += design.T @ (y64 - x64)
-        return self
-
-    def solve(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """``A, b`` (float32)."""
-        ridge = RIDGE * float(self.gram.diagonal().mean()) + 1e-12
-        solution = torch.linalg.solve(self.gram + ridge * torch.eye(self.gram.shape[0], dtype=torch.float64),
-                                      self.cross)
-        return solution[:-1].T.float(), solution[-1].float()
-
-
-def affine_least_squares(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``A, b`` minimising ``|x + x A^T + b - y|^2`` over the rows."""
-    matrix, bias = NormalEquations(x.shape[1]).add(x, y).solve()
-    return matrix.to(x.dtype), bias.to(x.dtype)
-
 
 def _all_reduce(params: list[torch.nn.Parameter], proc: ProcessInfo) -> None:
     """Average gradients over data-parallel processes (a no-op in one process)."""

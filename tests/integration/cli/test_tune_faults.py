@@ -118,16 +118,17 @@ def test_a_damaged_checkpoint_is_refused_and_a_foreign_one_is_not_resumed(data: 
     # a real checkpoint of this model with these settings, but of other data: never resumed silently
     from decoderlens import DecoderLens, GenerationSettings, RuntimeSettings
     from decoderlens.evaluation.data import DataSource
+    from decoderlens.tuned.checkpoints import save_checkpoint
     from decoderlens.tuned.settings import TuneSettings
-    from decoderlens.tuned.training import Tuner, _save_checkpoint
+    from decoderlens.tuned.training import Tuner
 
     other = formulas_file(tmp_path, 40, seed=99, prefix="g-")
     tuner = Tuner(DecoderLens.from_pretrained(MODEL, device="cpu"), DataSource(str(other), input_field="formula"),
                   TuneSettings(steps=4, step_batch=8, validation=8, checkpoint_every=2),
                   GenerationSettings(max_new_tokens=12), RuntimeSettings())
     optimizer = torch.optim.SGD(list(tuner.translators.parameters()), lr=0.1)
-    _save_checkpoint({"translators": tuner.translators.state_dict(), "optimizer": optimizer.state_dict(),
-                      "step": 2, "identity": tuner.identity()}, out / "checkpoint.pt")
+    save_checkpoint({"translators": tuner.translators.state_dict(), "optimizer": optimizer.state_dict(),
+                     "step": 2, "identity": tuner.identity()}, out / "checkpoint.pt")
     code, err = run("tune", MODEL, str(data), "--out", str(out), *FAST)
     assert code == 2 and "belongs to a run with another data" in err, err
     code, err = run("tune", MODEL, str(other), "--out", str(out), *FAST)  # its own data: resumed and finished
